@@ -1,0 +1,1 @@
+"""The pre-sale queue system: join, forward, assign windows, poll and buy."""

@@ -1,0 +1,35 @@
+"""Errors of the queue system, each with the value at fault and the fix."""
+
+from __future__ import annotations
+
+
+class BoxOfficeError(Exception):
+    """Base class of every error the suite raises on purpose."""
+
+
+class StackNotFoundError(BoxOfficeError, LookupError):
+    """The named CloudFormation stack does not exist or has no outputs."""
+
+
+class StackNotReadyError(BoxOfficeError, RuntimeError):
+    """The stack exists but is not in a usable state."""
+
+
+class EmbeddedStackError(BoxOfficeError, RuntimeError):
+    """The embedded stack could not be started, reached or stopped."""
+
+
+class SaleNotFoundError(BoxOfficeError, LookupError):
+    """No sale with the given id is configured on the stack."""
+
+
+class InvalidSaleError(BoxOfficeError, ValueError):
+    """A sale configuration value is out of range."""
+
+
+class InvalidTokenError(BoxOfficeError, ValueError):
+    """A purchase token is forged, tampered, expired, used or someone else's."""
+
+
+class SoldOutError(BoxOfficeError):
+    """The sale has no tickets left for this order."""

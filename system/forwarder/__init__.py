@@ -1,0 +1,1 @@
+"""The forwarder Lambda: numbers new fans and sends them to the work queue."""
