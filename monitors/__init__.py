@@ -1,0 +1,1 @@
+"""Scheduled canary, funnel metrics and alerting."""
