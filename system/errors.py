@@ -33,3 +33,7 @@ class InvalidTokenError(BoxOfficeError, ValueError):
 
 class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
+
+
+class ForwarderConfigError(BoxOfficeError, LookupError):
+    """The forwarder cannot find its config table or a setting in it."""
