@@ -19,8 +19,8 @@ from system.forwarder.config import ForwarderConfig, config_table_name, read_con
 
 logger = Logger()
 
-# A slow call must fail well within the function's 60 s timeout, so that its
-# records are reported for retry rather than lost to a timed-out invocation.
+# A slow call must fail well within the function's 60 s timeout, so that only
+# its records are reported for retry instead of the whole batch timing out.
 RETRY_ATTEMPTS = 4
 CONNECT_TIMEOUT_SECONDS = 3
 READ_TIMEOUT_SECONDS = 10
@@ -78,7 +78,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureRes
     )
     # NOTE: MiniStack 1.5.33's stream mapping ignores batchItemFailures and
     # moves past the whole batch, so there a record listed here is not
-    # delivered again; on AWS the mapping retries from the first one listed.
+    # delivered again. On AWS the mapping retries from the first one listed.
     return outcome.response()
 
 

@@ -19,9 +19,11 @@ from system.forwarder.numbering import NumberedFan, error_name
 from system.forwarder.records import BadRecord
 
 MAX_SEND_BATCH_ENTRIES = 10  # the SendMessageBatch limit
-# SQS takes messages of up to 256 KiB; a dead letter keeps the record's text
-# far below that, and a fan's keys shorter still.
-MAX_DEAD_LETTER_RECORD_CHARS = 16_000
+# A SendMessageBatch request may carry 256 KiB in all, the default maximum
+# message size that the template keeps. Escaping the record's JSON inside the
+# body at most doubles it, so ten dead letters stay under 200 KB.
+MAX_SEND_BATCH_BYTES = 256 * 1024
+MAX_DEAD_LETTER_RECORD_CHARS = 8_000
 MAX_DEAD_LETTER_KEYS_CHARS = 1_000
 # Marks the forwarder's own dead letters: the event source mapping sends its
 # on-failure records, which carry no such field, to the same queue.

@@ -20,9 +20,9 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from system import schema
 
-# A browser writes four short attributes, about 150 bytes in all. The limit
-# leaves room for long ids and stops a client that pads its item from
-# reaching the work queue or the logs in full.
+# A browser writes four short attributes, 150 to 250 bytes as measured by
+# item_size_bytes. A much larger item was not written by the fans' page, so
+# it is dead-lettered instead of numbered.
 MAX_FAN_ITEM_BYTES = 4096
 # Cognito identity ids are 1 to 55 characters long (botocore's model of the
 # cognito-identity API); the limit leaves room for the ids of test fans.
@@ -225,7 +225,7 @@ def _validate_join(
         )
 
     client_time = image.get(schema.CLIENT_TIME)
-    # boto3's deserializer turns an "N" value that is no number into NaN.
+    # boto3's deserializer (1.43) turns an "N" value that is no number into NaN.
     if not isinstance(client_time, Decimal) or not client_time.is_finite():
         return ids.bad(
             BadRecordReason.INVALID_CLIENT_TIME,
@@ -282,9 +282,12 @@ def _string_or_none(value: object) -> str | None:
 
 def _key_string(keys: dict[str, Any]) -> str | None:
     value = keys.get(schema.FAN_ID)
-    if isinstance(value, dict):
-        return _string_or_none(value.get("S"))
-    return None
+    if not isinstance(value, dict):
+        return None
+    fan_id = _string_or_none(value.get("S"))
+    if fan_id is None or len(fan_id) > MAX_FAN_ID_LENGTH:
+        return None
+    return fan_id
 
 
 def _describe(value: object) -> str:

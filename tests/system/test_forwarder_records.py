@@ -13,6 +13,8 @@ from system import schema
 from system.forwarder.messages import (
     DEAD_LETTER_SOURCE,
     MAX_DEAD_LETTER_RECORD_CHARS,
+    MAX_SEND_BATCH_BYTES,
+    MAX_SEND_BATCH_ENTRIES,
     dead_letter_body,
     deduplication_id,
     work_message_body,
@@ -266,6 +268,20 @@ def test_dead_letter_body_truncates_record() -> None:
     assert body["record_truncated"] is True
     assert len(body["record"]) == MAX_DEAD_LETTER_RECORD_CHARS
     assert body["fan_id"] == parsed.fan_id
+
+
+def test_dead_letters_fit_one_send_batch() -> None:
+    # Quotes and backslashes double in length when the record's JSON is
+    # escaped inside the body, the worst case for the size limit.
+    record = _record_with(padding='"\\' * 100_000, sale_id=Decimal(42))
+    record["dynamodb"]["Keys"] = {"fan_id": {"S": '"' * 5_000}}
+    parsed = parse_record(record)
+    assert isinstance(parsed, BadRecord)
+
+    body = dead_letter_body(parsed)
+
+    batch_bytes = MAX_SEND_BATCH_ENTRIES * len(body.encode())
+    assert batch_bytes < MAX_SEND_BATCH_BYTES
 
 
 def test_deduplication_id_valid_and_stable() -> None:
