@@ -256,6 +256,8 @@ def _dead_letter(
         logger.warning(
             "Dead-lettering a bad stream record: %s", bad.detail, extra=_bad_keys(bad)
         )
+    # NOTE: a bad record delivered again is dead-lettered and counted again,
+    # because the standard dead-letter queue does not deduplicate.
     failed = send_dead_letters(clients.sqs, config.dead_letter_queue_url, bad_records)
     for index, bad in enumerate(bad_records):
         if index in failed:
