@@ -47,7 +47,7 @@ REPLAY_TOKEN = 1
 class Arrival(NamedTuple):
     """One fan of the schedule."""
 
-    index: int  # position in the whole schedule, across workers
+    arrival_id: int  # position in the whole schedule, across workers
     offset_seconds: float  # from the start of the run
     behaviour: str
     tickets: int  # tickets this fan tries to buy
@@ -111,13 +111,13 @@ def build_schedule(plan: SpikePlan) -> list[Arrival]:
         tickets = rng.choices(counts, ticket_probabilities)[0]
         variant, polls = _variant(behaviour, rng)
         arrivals.append(Arrival(index, offset, behaviour, tickets, variant, polls))
-    arrivals.sort(key=lambda arrival: (arrival.offset_seconds, arrival.index))
+    arrivals.sort(key=lambda arrival: (arrival.offset_seconds, arrival.arrival_id))
     return arrivals
 
 
 def share(schedule: list[Arrival], worker: int, workers: int) -> list[Arrival]:
     """Return the arrivals that worker ``worker`` of ``workers`` runs."""
-    return [arrival for arrival in schedule if arrival.index % workers == worker]
+    return [arrival for arrival in schedule if arrival.arrival_id % workers == worker]
 
 
 def arrivals_per_second(schedule: list[Arrival]) -> list[int]:
@@ -156,4 +156,3 @@ def _variant(behaviour: str, rng: random.Random) -> tuple[int, int]:
     if behaviour == BOT:
         return rng.choice((GUESS_URL, REPLAY_TOKEN)), 0
     return 0, 0
-

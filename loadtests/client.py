@@ -1,12 +1,13 @@
 """The one AWS and HTTP client of each Locust process.
 
-Botocore is used once per process: it resolves the endpoints, serializes each
-request from the service model, and signs it with SigV4 using the fan's own
-Cognito credentials. The bytes go out over pooled gevent connections, one
-bounded pool per origin. A boto3 client call costs about 0.7 CPU seconds per
-1,000 calls inside Locust, against about 0.19 for the same request sent raw
-(measured on the 2-core machine of docs/benchmarks.md), so the high-level
-client is never called per request.
+Botocore is set up once per process: it resolves the endpoints and
+serializes the request bodies from the service models. Each request is
+signed with SigV4 using the fan's own Cognito credentials (``sigv4``) and
+goes out over pooled gevent connections, one bounded pool per origin. A boto3
+client call costs about 0.7 CPU seconds per 1,000 calls inside Locust,
+against about 0.19 for the same request sent raw (measured on the 2-core
+machine of docs/benchmarks.md), so the high-level client is never called per
+request.
 
 Import this module only after gevent has patched the standard library, which
 Locust does when it starts.
@@ -27,13 +28,12 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import botocore.session
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 from botocore.serialize import create_serializer
 from geventhttpclient import HTTPClient
 
 from loadtests.plan import Targets
+from loadtests.sigv4 import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class AwsService(NamedTuple):
     signing_name: str
     model: Any
     serializer: Any
+    signer: Signer
 
 
 class StackClient:
@@ -159,13 +160,13 @@ class StackClient:
                 "Content-Type": f"application/x-amz-json-{version}",
             }
             if credentials is not None:
-                headers = self._sign(service, body, headers, credentials)
+                headers = service.signer.sign(
+                    body, headers, credentials, path=service.path
+                )
             reply = self._send(service.origin, "POST", service.path, body, headers)
             reply = reply._replace(error=_aws_error(reply))
             retry = attempt < MAX_ATTEMPTS and _retryable(reply)
-            self._report(
-                "aws", name, attempt_due, reply, expect_errors, retrying=retry
-            )
+            self._report("aws", name, attempt_due, reply, expect_errors, retrying=retry)
             if not retry:
                 return reply
             backoff = self._rng.uniform(0, RETRY_BASE_SECONDS * 2**attempt)
@@ -202,29 +203,19 @@ class StackClient:
         if reply.status and reply.error is None and isinstance(reply.data, dict):
             error = reply.data.get("error")
             reply = reply._replace(error=str(error) if error else None)
-        self._report(
-            "http", name, due, reply, (), expect_statuses=expect_statuses
-        )
+        self._report("http", name, due, reply, (), expect_statuses=expect_statuses)
         return reply
+
+    def forget(self, credentials: ReadOnlyCredentials | None) -> None:
+        """Drop what was cached for a fan's credentials once it is done."""
+        if credentials is not None:
+            self.dynamodb.signer.forget(credentials.secret_key)
 
     def close(self) -> None:
         """Close every pooled connection."""
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
-
-    def _sign(
-        self,
-        service: AwsService,
-        body: bytes,
-        headers: dict[str, str],
-        credentials: ReadOnlyCredentials,
-    ) -> dict[str, str]:
-        request = AWSRequest(method="POST", url=service.url, data=body, headers=headers)
-        SigV4Auth(credentials, service.signing_name, self.targets.region).add_auth(
-            request
-        )
-        return dict(request.headers.items())
 
     def _send(
         self, origin: Origin, method: str, path: str, body: bytes, headers: Any
@@ -311,6 +302,7 @@ def _service(session: Any, name: str, targets: Targets) -> AwsService:
         signing_name=model.signing_name,
         model=model,
         serializer=create_serializer(model.metadata["protocol"]),
+        signer=Signer(model.signing_name, targets.region),
     )
 
 

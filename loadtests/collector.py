@@ -81,7 +81,12 @@ class Collector:
     def on_done(self, environment: Environment, msg: Any, **_: Any) -> None:
         health = msg.data
         self.health[int(health["worker"])] = health
-        logger.info("Worker %s is done (%d of %d)", health["worker"], len(self.health), self.workers)
+        logger.info(
+            "Worker %s is done (%d of %d)",
+            health["worker"],
+            len(self.health),
+            self.workers,
+        )
         if len(self.health) >= self.workers and not self.done:
             self.finish()
 

@@ -24,6 +24,7 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.pool
+import psutil
 
 from loadtests import fans, series
 from loadtests.arrivals import build_schedule, share
@@ -72,7 +73,9 @@ class Crowd:
         self.series = Series()
         self._fire = fire
         self._on_progress = on_progress
-        self.client = StackClient(plan.targets, plan.connections, self._report, self.rng)
+        self.client = StackClient(
+            plan.targets, plan.connections, self._report, self.rng
+        )
         self.get_id_body = self.client.serialize(
             self.client.cognito,
             "GetId",
@@ -119,6 +122,12 @@ class Crowd:
         self._pool = gevent.pool.Pool(plan.connections * 2)
         self._feeding = True
         self._step_errors = 0
+        self._process = psutil.Process()
+        self._cpu_start = 0.0
+        self._cpu_end = 0.0
+        self._rss_start = 0
+        self._rss_at_most_waiting = 0
+        self._most_waiting = 0
 
     # -- called by the fans ------------------------------------------------
 
@@ -182,6 +191,8 @@ class Crowd:
             len(self.arrivals),
             self.start_at,
         )
+        self._rss_start = self._process.memory_info().rss
+        self._cpu_start = time.process_time()
         feeder = gevent.spawn(self._feed)
         monitor = gevent.spawn(self._monitor)
         try:
@@ -194,6 +205,7 @@ class Crowd:
                 if fan.outcome is None:
                     fans.finish(self, fan, _unfinished_outcome(fan))
             monitor.kill()
+            self._cpu_end = time.process_time()
             self._progress()
             self.client.close()
         logger.info("Worker %d finished its %d fans", self.worker, len(self.fans))
@@ -217,6 +229,10 @@ class Crowd:
             "loop_lag_seconds": _summary(self.loop_lags),
             "requests": self.counters["requests"],
             "failures": self.counters["failures"],
+            "cpu_seconds": self._cpu_end - self._cpu_start,
+            "rss_start_bytes": self._rss_start,
+            "rss_at_most_waiting_bytes": self._rss_at_most_waiting,
+            "most_waiting": self._most_waiting,
         }
 
     def _feed(self) -> None:
@@ -261,7 +277,9 @@ class Crowd:
         except Exception as exc:
             self._step_errors += 1
             if self._step_errors <= LOGGED_STEP_ERRORS:
-                logger.exception("Fan %d failed in step %d", fan.arrival.index, step)
+                logger.exception(
+                    "Fan %d failed in step %d", fan.arrival.arrival_id, step
+                )
             fans.finish(self, fan, ERROR, type(exc).__name__)
 
     def _monitor(self) -> None:
@@ -276,9 +294,16 @@ class Crowd:
             if now >= next_report:
                 next_report += PROGRESS_INTERVAL_SECONDS
                 second = self._second(now)
+                self._note_memory()
                 self.series.count(series.WAITING, second, self.counters["waiting"])
                 self.series.count(series.IN_LINE, second, self.counters["in_line"])
                 self._progress()
+
+    def _note_memory(self) -> None:
+        waiting = self.counters["waiting"]
+        if waiting > self._most_waiting:
+            self._most_waiting = waiting
+            self._rss_at_most_waiting = self._process.memory_info().rss
 
     def _progress(self) -> None:
         if self._on_progress is None:

@@ -67,8 +67,8 @@ class Fan:
         "admitted_seen_at",
         "arrival",
         "arrived_at",
-        "bought",
         "bot_tries",
+        "bought",
         "buy_ms",
         "credentials",
         "double_buy",
@@ -130,7 +130,7 @@ class Fan:
     def record(self) -> dict[str, Any]:
         """Return what the measures need about this fan, as JSON data."""
         return {
-            "index": self.arrival.index,
+            "arrival_id": self.arrival.arrival_id,
             "behaviour": self.arrival.behaviour,
             "variant": self.arrival.variant,
             "fan_id": self.fan_id,
@@ -231,7 +231,10 @@ def poll(crowd: Crowd, fan: Fan, due: float) -> None:
     if _leaves_now(fan):
         finish(crowd, fan, LEFT_WAITING)
         return
-    if fan.arrival.behaviour == REFRESHER and fan.polls == fan.arrival.leave_after_polls:
+    if (
+        fan.arrival.behaviour == REFRESHER
+        and fan.polls == fan.arrival.leave_after_polls
+    ):
         crowd.schedule(now, fan, REFRESH)
         return
     wait = where.estimated_wait_seconds
@@ -242,6 +245,7 @@ def refresh(crowd: Crowd, fan: Fan, due: float) -> None:
     """Reload the page: new credentials for the same identity, join again, poll."""
     fan.number_before_refresh = fan.queue_number
     fan.refreshed = True
+    crowd.client.forget(fan.credentials)
     if _get_credentials(crowd, fan, due):
         rejoined = _put_join_item(crowd, fan, "rejoin", time.time())
         if rejoined.ok:
@@ -354,6 +358,8 @@ def finish(crowd: Crowd, fan: Fan, outcome: str, error: str | None = None) -> No
     if error:
         fan.error = error
     fan.finished_at = time.time()
+    crowd.client.forget(fan.credentials)
+    fan.credentials = None
     crowd.finished(fan, was_waiting)
 
 
@@ -446,7 +452,9 @@ def _get_credentials(crowd: Crowd, fan: Fan, due: float) -> bool:
         crowd.client.cognito,
         "GetCredentialsForIdentity",
         crowd.client.serialize(
-            crowd.client.cognito, "GetCredentialsForIdentity", {"IdentityId": fan.fan_id}
+            crowd.client.cognito,
+            "GetCredentialsForIdentity",
+            {"IdentityId": fan.fan_id},
         ),
         name="get_credentials",
         due=due,

@@ -34,14 +34,14 @@ if not monkey.is_module_patched("socket"):
         "locust command, which patches it before loading the locustfile."
     )
 
-from loadtests.collector import (  # noqa: E402
+from loadtests.collector import (
     DONE_MESSAGE,
     FANS_MESSAGE,
     PROGRESS_MESSAGE,
     Collector,
 )
-from loadtests.crowd import Crowd  # noqa: E402
-from loadtests.plan import SpikePlan  # noqa: E402
+from loadtests.crowd import Crowd
+from loadtests.plan import SpikePlan
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ IDLE_SECONDS = 60.0
 _collector: Collector | None = None
 
 
-@events.init_command_line_parser.add_listener
 def _add_options(parser: Any) -> None:
     group = parser.add_argument_group("spike")
     group.add_argument(
@@ -71,7 +70,6 @@ def _add_options(parser: Any) -> None:
     )
 
 
-@events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     global _collector
     runner = environment.runner
@@ -91,12 +89,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
     _collector.register()
 
 
-@events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if _collector is None or isinstance(runner, WorkerRunner):
         return
     options = environment.parsed_options
+    assert options is not None
     plan = SpikePlan.from_json(options.spike_plan_json)
     now = time.time()
     if plan.start_at < now + 0.5:
@@ -108,6 +106,12 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         plan = plan.with_start(now + START_LEAD_SECONDS)
         options.spike_plan_json = plan.to_json()
     _collector.start(plan)
+
+
+# Locust's EventHook.add_listener has no type annotations.
+events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
 
 
 class FanCrowd(User):
@@ -130,14 +134,15 @@ class FanCrowd(User):
         runner = environment.runner
         plan = SpikePlan.from_json(environment.parsed_options.spike_plan_json)
         if isinstance(runner, WorkerRunner):
-            worker, workers = runner.worker_index, int(
-                environment.parsed_options.expect_workers
+            worker, workers = (
+                runner.worker_index,
+                int(environment.parsed_options.expect_workers),
             )
         else:
             worker, workers = 0, 1
 
         def send(data: dict[str, Any]) -> None:
-            data["cpu_percent"] = float(runner.current_cpu_usage) if runner else 0.0
+            data["cpu_percent"] = float(runner.current_cpu_usage)
             runner.send_message(PROGRESS_MESSAGE, data)
 
         crowd = Crowd(

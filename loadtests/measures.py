@@ -9,6 +9,7 @@ stack decided (numbering, admission) and every count that must add up
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -129,7 +130,9 @@ def measure(
     values.update(_latencies(joined, truth))
     result.time_in_queue_seconds = _time_in_queue(joined, truth)
     values.update(_percentiles("time_in_queue", result.time_in_queue_seconds))
-    values["time_in_queue_max_seconds"] = max(result.time_in_queue_seconds, default=None)
+    values["time_in_queue_max_seconds"] = max(
+        result.time_in_queue_seconds, default=None
+    )
 
     fairness, result.admission_order = _fairness(truth, {f["fan_id"] for f in joined})
     values.update(fairness)
@@ -143,7 +146,9 @@ def measure(
     values.update(_reclaimed(plan, joined, truth, run_ended_at))
     values["poll_requests_per_waiting_fan_minute"] = _poll_rate(joined, run_ended_at)
     values["refreshers_lost_place"] = sum(
-        1 for fan in joined if fan["behaviour"] == REFRESHER and fan["place_kept"] is False
+        1
+        for fan in joined
+        if fan["behaviour"] == REFRESHER and fan["place_kept"] is False
     )
     values.update(_requests(generator))
     return result
@@ -154,7 +159,7 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(int(round(fraction * len(ordered) + 0.5)) - 1, 0)
+    rank = max(math.ceil(fraction * len(ordered)) - 1, 0)
     return ordered[min(rank, len(ordered) - 1)]
 
 
@@ -299,9 +304,15 @@ def _sales(
 ) -> dict[str, Value]:
     seen = sum(int(fan["bought"]) for fan in fans if fan["behaviour"] != BOT)
     sold = truth.tickets_sold
-    orders_per_fan = Counter(order.fan_id for order in truth.orders if not order.synthetic)
-    bot_ids = {fan["fan_id"] for fan in fans if fan["behaviour"] == BOT and fan["fan_id"]}
-    bot_orders = sum(count for fan_id, count in orders_per_fan.items() if fan_id in bot_ids)
+    orders_per_fan = Counter(
+        order.fan_id for order in truth.orders if not order.synthetic
+    )
+    bot_ids = {
+        fan["fan_id"] for fan in fans if fan["behaviour"] == BOT and fan["fan_id"]
+    }
+    bot_orders = sum(
+        count for fan_id, count in orders_per_fan.items() if fan_id in bot_ids
+    )
     bot_seen = sum(1 for fan in fans if fan["outcome"] == outcomes.BOT_TICKET)
     return {
         "stock": truth.stock or plan.stock,

@@ -11,7 +11,6 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
 
 from loadtests.errors import SpikeConfigError
 
@@ -165,7 +164,9 @@ def parse_mix(text: str) -> dict[str, float]:
                 f"Mix weight {value!r} of {name!r} is not a number."
             ) from exc
         if weight < 0 or not math.isfinite(weight):
-            raise SpikeConfigError(f"Mix weight of {name!r} is {weight}; use 0 or more.")
+            raise SpikeConfigError(
+                f"Mix weight of {name!r} is {weight}; use 0 or more."
+            )
         mix[name] = weight
     if sum(mix.values()) <= 0:
         raise SpikeConfigError("The behaviour mix has no positive weight.")
@@ -203,7 +204,9 @@ def read_arrivals_csv(path: Path) -> tuple[int, ...]:
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise SpikeConfigError(f"Cannot read arrivals file {str(path)!r}: {exc}") from exc
+        raise SpikeConfigError(
+            f"Cannot read arrivals file {str(path)!r}: {exc}"
+        ) from exc
     counts: dict[int, int] = {}
     for number, line in enumerate(lines, start=1):
         cells = [cell.strip() for cell in line.split(",")]
@@ -229,9 +232,15 @@ def read_arrivals_csv(path: Path) -> tuple[int, ...]:
 
 def _check_plan(plan: SpikePlan) -> None:
     checks: list[tuple[bool, str]] = [
-        (plan.profile in PROFILES, f"profile {plan.profile!r} is not one of {PROFILES}"),
+        (
+            plan.profile in PROFILES,
+            f"profile {plan.profile!r} is not one of {PROFILES}",
+        ),
         (plan.fans >= 1, f"fans is {plan.fans}; use at least 1"),
-        (0 <= plan.presale_share < 1, f"presale share is {plan.presale_share}; use 0..1"),
+        (
+            0 <= plan.presale_share < 1,
+            f"presale share is {plan.presale_share}; use 0..1",
+        ),
         (plan.presale_seconds >= 0, "presale seconds must not be negative"),
         (plan.spike_seconds > 0, "spike seconds must be positive"),
         (plan.stock >= 0, f"stock is {plan.stock}; use 0 or more"),

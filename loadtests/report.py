@@ -194,7 +194,9 @@ def _latency_chart(series: Series) -> go.Figure:
             )
         figure.update_yaxes(title_text="ms from due", type="log", row=1, col=column)
         figure.update_xaxes(title_text="seconds since start", row=1, col=column)
-    figure.update_layout(template="plotly_white", height=420, legend={"y": -0.3, "orientation": "h"})
+    figure.update_layout(
+        template="plotly_white", height=420, legend={"y": -0.3, "orientation": "h"}
+    )
     return figure
 
 
@@ -230,7 +232,9 @@ def _position_chart(measures: RunMeasures) -> go.Figure:
     )
     top = max((max(p) for p in points), default=1)
     figure.add_trace(
-        go.Scatter(x=[0, top], y=[0, top], mode="lines", name="exact", line={"dash": "dot"})
+        go.Scatter(
+            x=[0, top], y=[0, top], mode="lines", name="exact", line={"dash": "dot"}
+        )
     )
     return _layout(figure, "actual people ahead", "people ahead shown")
 

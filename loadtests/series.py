@@ -31,7 +31,7 @@ Histogram = dict[int, int]
 
 def bucket(milliseconds: float) -> int:
     """Round a latency to two significant digits, as Locust rounds its stats."""
-    value = max(int(round(milliseconds)), 0)
+    value = max(round(milliseconds), 0)
     if value < 100:
         return value
     digits = int(math.log10(value)) - 1

@@ -77,7 +77,9 @@ def load(path: Path | None = None) -> list[Threshold]:
             f"Cannot read thresholds file {str(source)!r}: {exc}"
         ) from exc
     except yaml.YAMLError as exc:
-        raise SpikeConfigError(f"Thresholds file {str(source)!r} is not YAML: {exc}") from exc
+        raise SpikeConfigError(
+            f"Thresholds file {str(source)!r} is not YAML: {exc}"
+        ) from exc
     return parse(data, str(source))
 
 
@@ -97,14 +99,14 @@ def parse(data: object, source: str = "thresholds") -> list[Threshold]:
     return thresholds
 
 
-def evaluate(
-    thresholds: list[Threshold], values: Mapping[str, Value]
-) -> list[Verdict]:
+def evaluate(thresholds: list[Threshold], values: Mapping[str, Value]) -> list[Verdict]:
     """Return each threshold's verdict on the measured values."""
     return [Verdict(t, values.get(t.measure)) for t in thresholds]
 
 
-def _parse_entry(source: str, section: str, measure: str, condition: object) -> Threshold:
+def _parse_entry(
+    source: str, section: str, measure: str, condition: object
+) -> Threshold:
     if measure not in DESCRIPTIONS:
         raise SpikeConfigError(
             f"{source}: {section}.{measure} names no measure; see docs/spike.md for "

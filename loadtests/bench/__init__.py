@@ -1,0 +1,1 @@
+"""Benchmarks of the spike simulation (run by hand, not in CI)."""
