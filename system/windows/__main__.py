@@ -55,11 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics-port",
         type=int,
+        metavar="PORT",
         help=f"serve Prometheus metrics on {METRICS_HOST}:PORT/metrics "
         "(default: no metrics server)",
     )
     parser.add_argument(
         "--poll-interval-seconds",
+        metavar="SECONDS",
         type=_positive_float,
         default=POLL_INTERVAL_SECONDS,
         help="seconds to sleep when an iteration found nothing to do "
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rescan-interval-seconds",
+        metavar="SECONDS",
         type=_positive_float,
         default=RESCAN_INTERVAL_SECONDS,
         help="seconds between reads of the sales table, which find new sales "
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--visibility-timeout-seconds",
+        metavar="SECONDS",
         type=_visibility_timeout,
         default=VISIBILITY_TIMEOUT_SECONDS,
         help="visibility timeout, in seconds, of the work messages the processor "

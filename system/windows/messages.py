@@ -115,7 +115,11 @@ class WorkQueue:
             try:
                 message = parse_message(raw)
             except MalformedMessageError as exc:
-                logger.warning("Returning a malformed work message: %s", exc)
+                logger.warning(
+                    "Rejected a malformed work message; it moves to the "
+                    "dead-letter queue after maxReceiveCount receives: %s",
+                    exc,
+                )
                 self._change_visibility(raw["ReceiptHandle"], 0)
                 continue
             message.visible_until = deadline

@@ -68,16 +68,32 @@ def pump(pump_stack: embedded.EmbeddedState, pump_resources: StackResources) -> 
 @pytest.fixture
 def pump_sale(
     pump_stack: embedded.EmbeddedState, pump_resources: StackResources
-) -> Callable[..., SaleConfig]:
-    """Return a factory that configures a fresh sale on the pump stack."""
+) -> Iterator[Callable[..., SaleConfig]]:
+    """Return a factory that configures a fresh sale on the pump stack.
+
+    After the test, each of its sales is sold out, so the next test's
+    processor frees their windows and drains their messages. Otherwise every
+    processor start would receive the leftover messages once more, and after
+    the queue's maxReceiveCount they would move to the dead-letter queue.
+    """
+    sale_ids: list[str] = []
 
     def factory(**fields: Any) -> SaleConfig:
         fields.setdefault("sale_id", f"test-{uuid.uuid4().hex[:10]}")
         config = SaleConfig(**fields)
         provision.configure_sale(pump_stack.settings, pump_resources, config)
+        sale_ids.append(config.sale_id)
         return config
 
-    return factory
+    yield factory
+    dynamodb = make_client(pump_stack.settings, "dynamodb")
+    for sale_id in sale_ids:
+        dynamodb.update_item(
+            TableName=pump_resources.sales_table,
+            Key={"sale_id": {"S": sale_id}},
+            UpdateExpression="SET tickets_left = :zero",
+            ExpressionAttributeValues={":zero": {"N": "0"}},
+        )
 
 
 @pytest.fixture

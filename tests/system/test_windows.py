@@ -505,3 +505,40 @@ def _receive_count(sqs: Any, resources: StackResources, sale_id: str) -> int:
         if message["Attributes"]["MessageGroupId"] == sale_id
     ]
     return count
+
+
+def test_malformed_message_dead_lettered(
+    window_processor: ProcessorProcess,
+    pump: Pump,
+    pump_resources: StackResources,
+) -> None:
+    group = f"test-malformed-{time.time_ns()}"
+    pump.sqs.send_message(
+        QueueUrl=pump_resources.work_queue_url,
+        MessageBody='{"fan_id": 42}',
+        MessageGroupId=group,
+        MessageDeduplicationId=group,
+    )
+
+    wait_for(
+        lambda: queue_depth(pump.sqs, pump_resources.work_dead_letter_queue_url) > 0,
+        timeout=WAIT_SECONDS,
+        message="the message in the dead-letter queue",
+    )
+    messages = pump.sqs.receive_message(
+        QueueUrl=pump_resources.work_dead_letter_queue_url,
+        MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["MessageGroupId"],
+    )["Messages"]
+    bodies = [
+        message["Body"]
+        for message in messages
+        if message["Attributes"]["MessageGroupId"] == group
+    ]
+    assert bodies == ['{"fan_id": 42}']
+    assert (
+        window_processor.metric("boxoffice_work_messages_total", result="malformed")
+        >= 1
+    )
+    assert window_processor.process is not None
+    assert window_processor.process.poll() is None
