@@ -70,7 +70,7 @@ class Collector:
     def on_progress(self, environment: Environment, msg: Any, **_: Any) -> None:
         data = msg.data
         self.counters[int(data["worker"])] = data["counters"]
-        self.series.add(data["series"])
+        self.series.add(data["series"], source=str(data["worker"]))
         self.cpu_max_percent = max(self.cpu_max_percent, data.get("cpu_percent", 0.0))
 
     def on_fans(self, environment: Environment, msg: Any, **_: Any) -> None:

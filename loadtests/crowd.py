@@ -295,8 +295,8 @@ class Crowd:
                 next_report += PROGRESS_INTERVAL_SECONDS
                 second = self._second(now)
                 self._note_memory()
-                self.series.count(series.WAITING, second, self.counters["waiting"])
-                self.series.count(series.IN_LINE, second, self.counters["in_line"])
+                self.series.gauge(series.WAITING, second, self.counters["waiting"])
+                self.series.gauge(series.IN_LINE, second, self.counters["in_line"])
                 self._progress()
 
     def _note_memory(self) -> None:

@@ -105,12 +105,19 @@ def _status(verdict: Verdict) -> str:
 
 
 def _seconds(series: Series, name: str) -> tuple[list[int], list[int]]:
-    data = series.counts.get(name, {})
+    counts = series.counts.get(name)
+    data = counts or series.gauge_totals(name)
     if not data:
         return [], []
-    last = max(data)
-    xs = list(range(last + 1))
-    return xs, [data.get(second, 0) for second in xs]
+    xs = list(range(max(data) + 1))
+    if counts:
+        return xs, [data.get(second, 0) for second in xs]
+    values = []
+    last = 0
+    for second in xs:  # a gauge holds its value over a skipped second
+        last = data.get(second, last)
+        values.append(last)
+    return xs, values
 
 
 def _cumulative(values: list[int]) -> list[int]:

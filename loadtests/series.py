@@ -62,16 +62,42 @@ def merge_histograms(histograms: Iterable[Mapping[int, int]]) -> Histogram:
 
 
 class Series:
-    """Counts per second and latency histograms per second and request name."""
+    """Counts per second, gauges, and latency histograms per request name.
+
+    A gauge keeps the last value each process reported for a second; the
+    total of a second is the sum over processes, each carried forward over
+    the seconds it skipped.
+    """
 
     def __init__(self) -> None:
         self.counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.latency: dict[str, dict[int, Histogram]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(int))
         )
+        # process -> gauge name -> second -> value
+        self.gauges: dict[str, dict[str, dict[int, int]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
 
     def count(self, name: str, second: int, amount: int = 1) -> None:
         self.counts[name][second] += amount
+
+    def gauge(self, name: str, second: int, value: int, source: str = "") -> None:
+        self.gauges[source][name][second] = value
+
+    def gauge_totals(self, name: str) -> dict[int, int]:
+        """Return the gauge summed over processes, for every second seen."""
+        seconds = sorted(
+            {s for gauges in self.gauges.values() for s in gauges.get(name, {})}
+        )
+        totals: dict[int, int] = dict.fromkeys(seconds, 0)
+        for gauges in self.gauges.values():
+            values = gauges.get(name, {})
+            last = 0
+            for second in seconds:
+                last = values.get(second, last)
+                totals[second] += last
+        return totals
 
     def observe(self, name: str, second: int, milliseconds: float) -> None:
         self.latency[name][second][bucket(milliseconds)] += 1
@@ -90,13 +116,21 @@ class Series:
                 }
                 for name, seconds in self.latency.items()
             },
+            "gauges": {
+                name: {str(s): v for s, v in seconds.items()}
+                for name, seconds in self.gauges.get("", {}).items()
+            },
         }
         self.counts.clear()
         self.latency.clear()
+        self.gauges.clear()
         return data
 
-    def add(self, data: Mapping[str, Any]) -> None:
-        """Add a drained delta from another process."""
+    def add(self, data: Mapping[str, Any], source: str = "") -> None:
+        """Add a drained delta from the process named ``source``."""
+        for name, seconds in data.get("gauges", {}).items():
+            for second, value in seconds.items():
+                self.gauges[source][name][int(second)] = int(value)
         for name, seconds in data.get("counts", {}).items():
             for second, amount in seconds.items():
                 self.counts[name][int(second)] += int(amount)
@@ -119,10 +153,15 @@ class Series:
             }
             for name, seconds in self.latency.items()
         }
-        return {"counts": counts, "latency": latency}
+        gauges = {
+            name: {str(s): v for s, v in self.gauge_totals(name).items()}
+            for name in {n for g in self.gauges.values() for n in g}
+        }
+        return {"counts": counts, "latency": latency, "gauges": gauges}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Series:
+        """Read a whole series written by ``to_json`` (gauges already summed)."""
         series = cls()
         series.add(data)
         return series

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from loadtests.processes import LocustProcesses
 from loadtests.series import Series
 from loadtests.target import Target, open_target, preflight
 from loadtests.truth import StackTruth, read_truth
-from system import provision
+from system import provision, schema
+from system.clients import make_session
 from system.sale import SaleConfig
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,8 @@ class Outcome:
 
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
     """Run the spike the options describe and return the exit status."""
-    console = console or Console()
+    # Without a terminal (CI logs) rich would wrap at 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 120)
     limits = thresholds.load(Path(args.thresholds) if args.thresholds else None)
     # Check the options before starting anything.
     plan_from_args(args, _placeholder_targets(), time.time())
@@ -100,6 +103,7 @@ def execute(
     ended = time.time()
     truth = read_truth(target.settings, target.resources, plan.sale_id)
     outputs.write_json(folder / outputs.TRUTH_FILE, truth.to_json())
+    close_sale(target, plan.sale_id)
     return judge(plan, folder, truth, limits, ended, target.description, console)
 
 
@@ -213,6 +217,26 @@ def _configure_sale(target: Target, plan: SpikePlan) -> None:
         max_tickets_per_order=plan.max_tickets_per_order,
     )
     provision.configure_sale(target.settings, target.resources, config)
+
+
+def close_sale(target: Target, sale_id: str) -> None:
+    """Mark the run's sale sold out, so the window processor stops serving it.
+
+    A run cut short by its duration cap leaves fans in line; on a stack that
+    stays up they would otherwise keep windows and work messages busy.
+    """
+    table = (
+        make_session(target.settings)
+        .resource("dynamodb", endpoint_url=target.settings.endpoint_url)
+        .Table(target.resources.sales_table)
+    )
+    table.update_item(
+        Key={schema.SALE_ID: sale_id},
+        UpdateExpression="SET #flag = :true",
+        ExpressionAttributeNames={"#flag": schema.SOLD_OUT_FLAG},
+        ExpressionAttributeValues={":true": True},
+    )
+    logger.info("Closed sale %s", sale_id)
 
 
 def _placeholder_targets() -> Targets:

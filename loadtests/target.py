@@ -95,14 +95,7 @@ def preflight(target: Target) -> list[str]:
     """
     warnings = []
     settings = target.settings
-    credentials = make_session(settings).get_credentials()
-    if credentials is None:
-        raise PreflightError(
-            "No AWS credentials were found for "
-            f"{settings.endpoint_url or 'region ' + settings.region}. Pass "
-            "--profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY."
-        )
+    require_credentials(settings)
     dynamodb = make_client(settings, "dynamodb", max_pool_connections=2)
     for table in (target.resources.queue_table, target.resources.sales_table):
         try:
@@ -130,8 +123,28 @@ def preflight(target: Target) -> list[str]:
     return warnings
 
 
+def require_credentials(settings: Settings) -> None:
+    """Raise ``PreflightError`` unless the settings find AWS credentials.
+
+    botocore looks for them before it sends anything, so a run without them
+    stops here without a request leaving the machine.
+    """
+    try:
+        credentials = make_session(settings).get_credentials()
+    except BotoCoreError as exc:  # a named profile that does not exist
+        raise PreflightError(f"Cannot load AWS credentials: {exc}") from exc
+    if credentials is None:
+        raise PreflightError(
+            "No AWS credentials were found for "
+            f"{settings.endpoint_url or 'region ' + settings.region}. Pass "
+            "--profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY."
+        )
+
+
 def _deployed(args: argparse.Namespace) -> Target:
     settings = settings_from_args(args)
+    require_credentials(settings)
     resources = describe_stack(settings)
     ticketing = (
         args.ticketing_url
