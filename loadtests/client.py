@@ -58,7 +58,7 @@ CONNECTION_ERROR = "connection_error"
 
 
 class Reply(NamedTuple):
-    """What came back: HTTP status, parsed JSON body and error code."""
+    """A response: HTTP status, parsed JSON body and error code."""
 
     status: int
     data: Any
@@ -71,7 +71,7 @@ class Reply(NamedTuple):
 
 
 class RequestFailure(Exception):
-    """An answer Locust counts as failed: unexpected status or error code."""
+    """A response Locust counts as failed: unexpected status or error code."""
 
 
 class Origin(NamedTuple):
@@ -146,9 +146,9 @@ class StackClient:
     ) -> Reply:
         """Send one AWS JSON-protocol request, with retries, and return the reply.
 
-        ``expect_errors`` are error codes that are the right answer here, such
-        as ConditionalCheckFailedException for a second join; Locust counts
-        them as successes.
+        ``expect_errors`` are error codes expected here, such as
+        ConditionalCheckFailedException for a second join. Locust counts them
+        as successes.
         """
         target = service.model.metadata["targetPrefix"] + "." + operation
         version = service.model.metadata["jsonVersion"]
@@ -187,8 +187,9 @@ class StackClient:
     ) -> Reply:
         """Send one request to the ticketing service and return the reply.
 
-        Statuses in ``expect_statuses`` count as successes besides 2xx: a
-        bot's 403 is the right answer, so is a late buyer's 409 sold out.
+        Statuses in ``expect_statuses`` count as successes besides 2xx, such
+        as the 403 that rejects a bot or the 409 that tells a late buyer the
+        sale sold out.
         """
         origin = Origin.of(url)
         parts = urlsplit(url)

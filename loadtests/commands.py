@@ -269,7 +269,7 @@ def _add_fan_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=MIN_POLL_SECONDS,
         metavar="SECONDS",
-        help="shortest interval between a waiting fan's polls, in seconds "
+        help="minimum interval between a waiting fan's polls, in seconds "
         "(default: %(default)s)",
     )
     group.add_argument(
@@ -277,7 +277,7 @@ def _add_fan_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=MAX_POLL_SECONDS,
         metavar="SECONDS",
-        help="longest interval between a waiting fan's polls, in seconds "
+        help="maximum interval between a waiting fan's polls, in seconds "
         "(default: %(default)s)",
     )
     group.add_argument(

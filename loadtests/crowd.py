@@ -126,8 +126,8 @@ class Crowd:
         self._cpu_start = 0.0
         self._cpu_end = 0.0
         self._rss_start = 0
-        self._rss_at_most_waiting = 0
-        self._most_waiting = 0
+        self._rss_at_max_waiting = 0
+        self._max_waiting = 0
 
     # -- called by the fans ------------------------------------------------
 
@@ -231,8 +231,8 @@ class Crowd:
             "failures": self.counters["failures"],
             "cpu_seconds": self._cpu_end - self._cpu_start,
             "rss_start_bytes": self._rss_start,
-            "rss_at_most_waiting_bytes": self._rss_at_most_waiting,
-            "most_waiting": self._most_waiting,
+            "rss_at_max_waiting_bytes": self._rss_at_max_waiting,
+            "max_waiting": self._max_waiting,
         }
 
     def _feed(self) -> None:
@@ -301,9 +301,9 @@ class Crowd:
 
     def _note_memory(self) -> None:
         waiting = self.counters["waiting"]
-        if waiting > self._most_waiting:
-            self._most_waiting = waiting
-            self._rss_at_most_waiting = self._process.memory_info().rss
+        if waiting > self._max_waiting:
+            self._max_waiting = waiting
+            self._rss_at_max_waiting = self._process.memory_info().rss
 
     def _progress(self) -> None:
         if self._on_progress is None:

@@ -1,11 +1,11 @@
 """Fans: light state machines that speak to the stack as the browser does.
 
-A fan gets a Cognito identity (GetId, GetCredentialsForIdentity), joins with
-a conditional PutItem on its own queue item, polls its item and the sale's
-counters at jittered intervals that grow with its estimated wait, opens its
-purchase URL when its turn comes, claims the window and buys. Between two
-steps a fan is only an entry in its crowd's timer heap; no greenlet waits
-for it.
+A fan gets a Cognito identity (GetId, GetCredentialsForIdentity) and joins
+with a conditional PutItem on its own queue item. It polls its item and the
+sale's counters at jittered intervals that grow with its estimated wait.
+When its turn comes it opens its purchase URL, claims the window and buys.
+Between two steps a fan is only an entry in its crowd's timer heap, and no
+greenlet waits for it.
 
 Each step function takes the crowd, the fan and the time the step was due,
 and either schedules the fan's next step or finishes the fan with an outcome.
@@ -55,7 +55,7 @@ BOT_ATTEMPTS = 3
 BOT_RETRY_SECONDS = 2.0
 BOT_WAIT_ATTEMPTS = 30  # waits for a URL or token before a bot gives up
 PURCHASE_ATTEMPTS = 3
-# A bot's rejections, and the codes that are the right answer to it.
+# Statuses that reject a bot, as they should.
 BOT_EXPECTED_STATUSES = (400, 401, 403, 404, 409, 422)
 TOKEN_ISSUER = "boxoffice-windows"
 
@@ -292,8 +292,8 @@ def purchase(crowd: Crowd, fan: Fan, due: float) -> None:
         if failures >= PURCHASE_ATTEMPTS:
             finish(crowd, fan, PURCHASE_FAILED, reply.error)
             return
-        # No answer or a server error: retry with the same key, so a purchase
-        # that did go through is returned instead of made twice.
+        # No response or a server error: retry with the same key, so a
+        # purchase that did go through is returned instead of made twice.
         time.sleep(crowd.rng.uniform(0.1, 0.5))
         due = time.time()
 

@@ -25,7 +25,7 @@ from system import schema
 # after its claim deadline, so the window processor's loop had time to act.
 RECLAIM_GRACE_SECONDS = 10.0
 # Outcomes of a waiting fan who was told where it stands.
-TOLD = frozenset(
+RESOLVED_OUTCOMES = frozenset(
     {
         outcomes.PURCHASED,
         outcomes.SOLD_OUT,
@@ -35,7 +35,7 @@ TOLD = frozenset(
         outcomes.LEFT_AT_WINDOW,
     }
 )
-LEFT = frozenset({outcomes.LEFT_WAITING, outcomes.LEFT_AT_WINDOW})
+LEFT_OUTCOMES = frozenset({outcomes.LEFT_WAITING, outcomes.LEFT_AT_WINDOW})
 
 Value = float | int | None
 
@@ -336,12 +336,12 @@ def _lost(joined: Sequence[dict[str, Any]], truth: StackTruth) -> dict[str, Valu
         stack = truth.fans.get(fan["fan_id"])
         if stack is None or stack.queue_number is None:
             never_numbered += 1
-        if fan["outcome"] in LEFT:
+        if fan["outcome"] in LEFT_OUTCOMES:
             continue
         admitted = fan["admitted_seen_at"] is not None or (
             stack is not None and stack.admitted_at is not None
         )
-        if not admitted and fan["outcome"] not in TOLD:
+        if not admitted and fan["outcome"] not in RESOLVED_OUTCOMES:
             lost += 1
     return {"lost_fans": lost, "never_numbered_fans": never_numbered}
 

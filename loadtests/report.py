@@ -114,7 +114,7 @@ def _seconds(series: Series, name: str) -> tuple[list[int], list[int]]:
         return xs, [data.get(second, 0) for second in xs]
     values = []
     last = 0
-    for second in xs:  # a gauge holds its value over a skipped second
+    for second in xs:  # a gauge keeps its value over a skipped second
         last = data.get(second, last)
         values.append(last)
     return xs, values

@@ -64,9 +64,9 @@ def merge_histograms(histograms: Iterable[Mapping[int, int]]) -> Histogram:
 class Series:
     """Counts per second, gauges, and latency histograms per request name.
 
-    A gauge keeps the last value each process reported for a second; the
-    total of a second is the sum over processes, each carried forward over
-    the seconds it skipped.
+    A gauge keeps the last value each process reported for a second. The
+    total of a second is the sum over processes, and a process that skipped
+    a second counts with its previous value.
     """
 
     def __init__(self) -> None:

@@ -2,10 +2,10 @@
 
 botocore's ``SigV4Auth`` builds the same signature but costs about 53 µs a
 request on the 2-core benchmark machine, mostly in its email-based header
-class; this signer takes about a fifth of that, because it signs only what a
-fan sends (a POST of a JSON body to the service root, no query string) and
-keeps each fan's derived signing key for the day. A test checks that both
-produce the same Authorization header.
+class. This signer takes about 7 µs, because it signs only what a fan sends
+(a POST of a JSON body to the service root, no query string) and keeps each
+fan's derived signing key for the day. A test checks that both produce the
+same Authorization header.
 """
 
 from __future__ import annotations

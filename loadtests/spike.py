@@ -41,7 +41,7 @@ LOCUST_GRACE_SECONDS = 60.0
 
 @dataclass
 class Outcome:
-    """What a finished run produced."""
+    """The result of a finished run."""
 
     plan: SpikePlan
     measures: RunMeasures
@@ -222,8 +222,8 @@ def _configure_sale(target: Target, plan: SpikePlan) -> None:
 def close_sale(target: Target, sale_id: str) -> None:
     """Mark the run's sale sold out, so the window processor stops serving it.
 
-    A run cut short by its duration cap leaves fans in line; on a stack that
-    stays up they would otherwise keep windows and work messages busy.
+    A run cut short by its duration cap leaves fans in line. On a stack that
+    stays up, they would otherwise keep windows and work messages busy.
     """
     table = (
         make_session(target.settings)

@@ -91,7 +91,7 @@ def preflight(target: Target) -> list[str]:
 
     Raises ``PreflightError`` for missing credentials, a table the stack's
     outputs name but the endpoint does not know, or an endpoint that does not
-    answer within a few seconds.
+    respond within a few seconds.
     """
     warnings = []
     settings = target.settings
@@ -194,11 +194,11 @@ def _check_http(url: str) -> None:
         status = exc.code
     except (urllib.error.URLError, OSError) as exc:
         raise PreflightError(
-            f"The ticketing service at {url} did not answer: {exc}. Start it, or "
+            f"The ticketing service at {url} did not respond: {exc}. Start it, or "
             "pass the right --ticketing-url."
         ) from exc
     raise PreflightError(
-        f"The ticketing service at {url} answered HTTP {status}, not 200."
+        f"The ticketing service at {url} returned HTTP {status}, not 200."
     )
 
 

@@ -163,12 +163,12 @@ def bench_memory(folder: Path) -> dict[str, Any]:
             "--duration-cap-seconds=60",
         )
     worker = run["generator"]["workers"][0]
-    grown = worker["rss_at_most_waiting_bytes"] - worker["rss_start_bytes"]
-    waiting = max(worker["most_waiting"], 1)
+    grown = worker["rss_at_max_waiting_bytes"] - worker["rss_start_bytes"]
+    waiting = max(worker["max_waiting"], 1)
     return {
-        "fans_waiting": worker["most_waiting"],
+        "fans_waiting": worker["max_waiting"],
         "rss_start_mib": round(worker["rss_start_bytes"] / 2**20, 1),
-        "rss_waiting_mib": round(worker["rss_at_most_waiting_bytes"] / 2**20, 1),
+        "rss_waiting_mib": round(worker["rss_at_max_waiting_bytes"] / 2**20, 1),
         "bytes_per_waiting_fan": round(grown / waiting),
         "target_bytes": 20_000,
     }
