@@ -45,6 +45,7 @@ def watch(
             time.sleep(REFRESH_SECONDS)
         progress = _read(folder) or progress
         live.update(_view(progress, stock), refresh=True)
+    console.print()
     return progress
 
 
