@@ -1,9 +1,9 @@
 """The queue-specific measures of a spike run, from the fans and the stack.
 
 Every measure has a name with its unit, the name the thresholds file uses.
-Times the fans saw (join, purchase) come from the fans' records; times the
-stack decided (numbering, admission) and every count that must add up
-(tickets sold, orders per fan) come from the stack's tables.
+Times the fans saw (join, purchase) come from the fans' records. Times the
+stack decided (numbering, admission) come from the stack's tables, and so
+does every count that must add up (tickets sold, orders per fan).
 """
 
 from __future__ import annotations
@@ -265,9 +265,9 @@ def _position_errors(
     """Compare the people-ahead a fan was shown with the line at that moment.
 
     The actual number is the fans with this queue number or a lower one who
-    had not been admitted at the time of the poll, the fan itself included,
-    which is what "queue number minus now serving" shows when admissions go
-    in order and the counters are fresh.
+    had not been admitted at the time of the poll, the fan itself included.
+    That is what "queue number minus now serving" shows when admissions go in
+    order and the counters are fresh.
     """
     numbers = sorted(
         fan.queue_number for fan in truth.fans.values() if fan.queue_number is not None

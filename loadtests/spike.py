@@ -34,6 +34,8 @@ EXIT_INVALID = 3
 # Fans start arriving this long after the plan is written, so Locust and its
 # workers are up by then (they take about two seconds on a 2-core machine).
 START_LEAD_SECONDS = 6.0
+# With --write-plan, Locust is started by hand, on several machines.
+WRITE_PLAN_LEAD_SECONDS = 120.0
 # Locust's own time limit, past the plan's cap: the drain of the last steps
 # plus reporting. It only matters if the crowd fails to stop by itself.
 LOCUST_GRACE_SECONDS = 60.0
@@ -63,12 +65,15 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     try:
         for warning in preflight(target):
             console.print(f"[yellow]warning:[/yellow] {warning}")
-        plan = plan_from_args(args, target.targets(), time.time() + START_LEAD_SECONDS)
+        lead = WRITE_PLAN_LEAD_SECONDS if args.write_plan else START_LEAD_SECONDS
+        plan = plan_from_args(args, target.targets(), time.time() + lead)
         _configure_sale(target, plan)
         plan.write(folder / outputs.PLAN_FILE)
         if args.write_plan:
+            starts = time.strftime("%H:%M:%S UTC", time.gmtime(plan.start_at))
             console.print(
-                f"Wrote {folder / outputs.PLAN_FILE} for sale {plan.sale_id}."
+                f"Wrote {folder / outputs.PLAN_FILE} for sale {plan.sale_id}. "
+                f"Fans start arriving at {starts}: start Locust before then."
             )
             return EXIT_PASSED
         console.print(

@@ -271,3 +271,28 @@ def test_missing_credentials_fail_before_load(
     )
     assert code == 2
     assert "No AWS credentials" in capsys.readouterr().err
+
+
+def test_write_plan_creates_sale_only(
+    stack: EmbeddedState, resources: StackResources, dynamodb: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plan-only"
+    code = main(
+        [
+            "spike",
+            f"--home={stack.home}",
+            f"--report-dir={folder}",
+            "--write-plan",
+            "--sale-id=hand-run",
+            "--fans=50",
+        ]
+    )
+    assert code == 0
+    plan = json.loads((folder / outputs.PLAN_FILE).read_text())
+    assert plan["sale_id"] == "hand-run"
+    assert plan["targets"]["queue_table"] == resources.queue_table
+    assert not (folder / "locust.html").exists()
+    sale = dynamodb.Table(resources.sales_table).get_item(
+        Key={schema.SALE_ID: "hand-run"}
+    )["Item"]
+    assert float(sale[schema.ON_SALE_AT]) > plan["start_at"]
