@@ -33,3 +33,26 @@ class InvalidTokenError(BoxOfficeError, ValueError):
 
 class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
+
+
+# Errors of the fan client (system/fan.py).
+
+
+class FanStateError(BoxOfficeError, RuntimeError):
+    """The fan is not at the point of the funnel the call needs."""
+
+
+class TicketingError(BoxOfficeError, RuntimeError):
+    """The ticketing service could not be reached or answered with an error."""
+
+
+class PurchaseRejectedError(BoxOfficeError):
+    """The ticketing service rejected a claim or purchase (HTTP 403 or 409)."""
+
+    def __init__(self, status_code: int, error: str) -> None:
+        super().__init__(
+            f"The ticketing service rejected the request with HTTP {status_code} "
+            f"{error!r}."
+        )
+        self.status_code = status_code
+        self.error = error
