@@ -46,13 +46,14 @@ class TicketingError(BoxOfficeError, RuntimeError):
     """The ticketing service could not be reached or answered with an error."""
 
 
-class PurchaseRejectedError(BoxOfficeError):
-    """The ticketing service rejected a claim or purchase (HTTP 403 or 409)."""
+class TicketingRejectedError(BoxOfficeError):
+    """The ticketing service rejected a claim or purchase with an HTTP 4xx."""
 
-    def __init__(self, status_code: int, error: str) -> None:
-        super().__init__(
-            f"The ticketing service rejected the request with HTTP {status_code} "
-            f"{error!r}."
-        )
+    def __init__(self, status_code: int, error: str, message: str = "") -> None:
+        text = f"The ticketing service rejected the request: HTTP {status_code} "
+        text += f"{error!r}."
+        if message:
+            text += f" {message}"
+        super().__init__(text)
         self.status_code = status_code
         self.error = error

@@ -24,7 +24,7 @@ from botocore.config import Config
 
 from system import schema
 from system.clients import CONNECT_TIMEOUT_SECONDS, RETRY_ATTEMPTS, make_session
-from system.errors import FanStateError, PurchaseRejectedError, TicketingError
+from system.errors import FanStateError, TicketingError, TicketingRejectedError
 from system.settings import Settings
 from system.stack import StackResources
 
@@ -91,6 +91,8 @@ class Fan:
 
     ``settings`` gives the endpoint and region; the fan's own DynamoDB client
     is signed with the identity's credentials, as a browser's would be.
+    ``boto_config`` sets that client's timeouts and retries; ``http`` and
+    ``cognito`` may be shared between fans.
     """
 
     def __init__(
@@ -100,13 +102,15 @@ class Fan:
         *,
         http: httpx.Client | None = None,
         cognito: Any = None,
+        boto_config: Config | None = None,
     ) -> None:
         self.settings = settings
         self.resources = resources
         self.fan_id: str | None = None
         self.sale_id: str | None = None
         self.synthetic = False
-        self._cognito = cognito or _unsigned_cognito(settings)
+        self._boto_config = boto_config or _config()
+        self._cognito = cognito or unsigned_cognito(settings, self._boto_config)
         self._http = http or httpx.Client(timeout=HTTP_TIMEOUT_SECONDS)
         self._owns_http = http is None
         self._dynamodb: Any = None
@@ -144,6 +148,20 @@ class Fan:
         logger.debug("Fan %s joined sale %s", self.fan_id, sale_id)
         return True
 
+    def track(
+        self, fan_id: str, sale_id: str, *, synthetic: bool, dynamodb: Any
+    ) -> None:
+        """Follow a fan whose item was written some other way, with ``dynamodb``.
+
+        A test that injects a fan past the join has no Cognito identity for
+        it, so the fan's reads go through the given client instead.
+        """
+        self.fan_id = fan_id
+        self.sale_id = sale_id
+        self.synthetic = synthetic
+        self._dynamodb = dynamodb
+        self._credentials_expire_at = float("inf")
+
     def rejoin(self) -> bool:
         """Join again with the same identity, as a reload or a second tab does."""
         if self.sale_id is None:
@@ -174,8 +192,9 @@ class Fan:
     ) -> Purchase:
         """Buy ``quantity`` tickets with the purchase URL's token.
 
-        Raises ``PurchaseRejectedError`` when the service says no (invalid
-        token, window closed, sold out) and ``TicketingError`` when it fails.
+        Raises ``TicketingRejectedError`` when the service says no (HTTP 4xx:
+        invalid token, window closed, sold out) and ``TicketingError`` when it
+        cannot be reached or fails.
         """
         base, token = self._purchase_target(view)
         response = self._post(
@@ -232,9 +251,9 @@ class Fan:
             )
         except httpx.HTTPError as exc:
             raise TicketingError(f"POST {_path(url)} failed: {exc!r}") from exc
-        if response.status_code in (403, 409):
-            error = _error_code(response)
-            raise PurchaseRejectedError(response.status_code, error)
+        if 400 <= response.status_code < 500:
+            error, message = _error_of(response)
+            raise TicketingRejectedError(response.status_code, error, message)
         if response.status_code != 200:
             raise TicketingError(
                 f"POST {_path(url)} returned HTTP {response.status_code}: "
@@ -258,7 +277,9 @@ class Fan:
             region_name=self.settings.region,
         )
         self._dynamodb = session.client(
-            "dynamodb", endpoint_url=self.settings.endpoint_url, config=_config()
+            "dynamodb",
+            endpoint_url=self.settings.endpoint_url,
+            config=self._boto_config,
         )
         expiration = credentials.get("Expiration")
         expires_at = expiration.timestamp() if expiration else time.time() + 3600
@@ -287,9 +308,14 @@ def split_purchase_url(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", tokens[0]
 
 
-def _unsigned_cognito(settings: Settings) -> Any:
-    # A browser calls GetId and GetCredentialsForIdentity without AWS keys.
-    config = _config().merge(Config(signature_version=UNSIGNED))
+def unsigned_cognito(settings: Settings, config: Config | None = None) -> Any:
+    """Return a Cognito Identity client that signs nothing, as a browser's.
+
+    GetId and GetCredentialsForIdentity of an unauthenticated identity need
+    no AWS keys, and one such client may serve many fans.
+    """
+    config = config or _config()
+    config = config.merge(Config(signature_version=UNSIGNED))
     return make_session(settings).client(
         "cognito-identity", endpoint_url=settings.endpoint_url, config=config
     )
@@ -323,11 +349,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _error_code(response: httpx.Response) -> str:
+def _error_of(response: httpx.Response) -> tuple[str, str]:
     try:
-        return str(response.json().get("error", "unknown"))
+        body = response.json()
     except ValueError:
-        return "unknown"
+        return "unknown", response.text[:200]
+    if not isinstance(body, dict):
+        return "unknown", str(body)[:200]
+    return str(body.get("error", "unknown")), str(body.get("message", ""))
 
 
 def _path(url: str) -> str:
