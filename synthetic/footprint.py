@@ -27,19 +27,6 @@ logger = logging.getLogger(__name__)
 
 # Why the window was freed, as the windows table records it.
 FREED_BY_CLEANUP = "synthetic_cleanup"
-# Attributes of a window's fan session, removed when the window is freed.
-WINDOW_SESSION_ATTRIBUTES = (
-    schema.FAN_ID,
-    schema.TOKEN_ID,
-    schema.CLAIMED,
-    "claimed_at",
-    schema.QUEUE_NUMBER,
-    schema.SYNTHETIC,
-    schema.PURCHASE_URL,
-    schema.ADMITTED_AT,
-    schema.CLAIM_BY,
-    schema.EXPIRES_AT,
-)
 
 
 @dataclass
@@ -123,7 +110,7 @@ def _free_window(
 ) -> None:
     if not (footprint.window_id and footprint.token_id):
         return
-    removed = {f"#{name}": name for name in WINDOW_SESSION_ATTRIBUTES}
+    removed = {f"#{name}": name for name in schema.WINDOW_SESSION_ATTRIBUTES}
     try:
         dynamodb.update_item(
             TableName=resources.windows_table,
@@ -136,8 +123,8 @@ def _free_window(
             ExpressionAttributeNames={
                 **removed,
                 "#status": schema.WINDOW_STATUS,
-                "#freed_at": "freed_at",
-                "#freed_reason": "freed_reason",
+                "#freed_at": schema.FREED_AT,
+                "#freed_reason": schema.FREED_REASON,
             },
             ExpressionAttributeValues={
                 ":free": {"S": schema.WINDOW_FREE},

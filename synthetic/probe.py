@@ -334,7 +334,7 @@ def _describe_wait(view: FanView) -> str:
     sale = view.sale
     return (
         f"no window admitted the fan: status {view.status!r}, queue number "
-        f"{view.queue_number}, {view.position.ahead} ahead, serving "
+        f"{view.queue_number}, {view.position.people_ahead} ahead, serving "
         f"{sale.get(schema.SERVING, 0)}, windows in use "
         f"{sale.get(schema.WINDOWS_IN_USE, 0)} of {sale.get(schema.WINDOW_COUNT, '?')}"
     )

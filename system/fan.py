@@ -25,6 +25,7 @@ from botocore.config import Config
 from system import schema
 from system.clients import CONNECT_TIMEOUT_SECONDS, RETRY_ATTEMPTS, make_session
 from system.errors import FanStateError, TicketingError, TicketingRejectedError
+from system.position import Position, position
 from system.settings import Settings
 from system.stack import StackResources
 
@@ -38,16 +39,6 @@ JOIN_CONDITION = f"attribute_not_exists({schema.FAN_ID})"
 
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where the fan stands: people ahead and the estimated wait."""
-
-    queue_number: int | None
-    serving: int
-    ahead: int | None  # None until the forwarder numbers the fan
-    estimated_wait_seconds: float | None  # None when no admission rate is known
 
 
 @dataclass(frozen=True)
@@ -174,7 +165,7 @@ class Fan:
         dynamodb = self._fan_dynamodb()
         fan = _get(dynamodb, self.resources.queue_table, {schema.FAN_ID: fan_id})
         sale = _get(dynamodb, self.resources.sales_table, {schema.SALE_ID: sale_id})
-        return FanView(fan=fan, sale=sale, position=position_of(fan, sale))
+        return FanView(fan=fan, sale=sale, position=position(fan, sale))
 
     def claim(self, view: FanView | None = None) -> dict[str, Any]:
         """Open the purchase URL: tell the ticketing service the fan is here."""
@@ -285,18 +276,6 @@ class Fan:
         expires_at = expiration.timestamp() if expiration else time.time() + 3600
         self._credentials_expire_at = expires_at - CREDENTIALS_RENEW_SECONDS
         return self._dynamodb
-
-
-def position_of(fan: dict[str, Any], sale: dict[str, Any]) -> Position:
-    """Compute people ahead and the estimated wait from the two items."""
-    number = fan.get(schema.QUEUE_NUMBER)
-    serving = int(sale.get(schema.SERVING, 0))
-    if number is None:
-        return Position(None, serving, None, None)
-    ahead = max(int(number) - serving, 0)
-    rate = float(sale.get(schema.ADMISSION_RATE, 0))
-    wait = ahead / rate if rate > 0 else None
-    return Position(int(number), serving, ahead, wait)
 
 
 def split_purchase_url(url: str) -> tuple[str, str]:
