@@ -43,6 +43,10 @@ class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
 
 
+class ForwarderConfigError(BoxOfficeError, LookupError):
+    """The forwarder cannot find its config table or a setting in it."""
+
+
 # Errors of the fan client (system/fan.py).
 
 
