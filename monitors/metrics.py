@@ -281,9 +281,9 @@ def funnel_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> FunnelMetr
             registry=registry,
         ),
         oldest_message_age=Gauge(
-            f"{PREFIX}_work_queue_oldest_message_age_seconds",
-            "Age of the sale's oldest work message: now minus when the fan at "
-            "the head of the line was numbered.",
+            f"{PREFIX}_funnel_oldest_work_message_age_seconds",
+            "Age of the sale's oldest work message, read from the sale's counters: "
+            "now minus when the fan at the head of the line was numbered.",
             ["sale"],
             registry=registry,
         ),
