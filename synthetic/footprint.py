@@ -128,11 +128,16 @@ class Cleaner:
             self._resources.orders_table, {schema.ORDER_ID: {"S": order_id}}
         ):
             found.append(f"order {order_id}")
-        if footprint.window_id and footprint.token_id:
-            window = self._get(self._resources.windows_table, _window_key(footprint))
-            if window.get(schema.TOKEN_ID, {}).get("S") == footprint.token_id:
-                found.append(f"window {footprint.window_id} still held")
+        if self.window_held(footprint):
+            found.append(f"window {footprint.window_id} still held")
         return found
+
+    def window_held(self, footprint: Footprint) -> bool:
+        """Return whether the probe's token still holds its window."""
+        if not (footprint.window_id and footprint.token_id):
+            return False
+        window = self._get(self._resources.windows_table, _window_key(footprint))
+        return bool(window.get(schema.TOKEN_ID, {}).get("S") == footprint.token_id)
 
     def _remove_fan(self, footprint: Footprint) -> None:
         for _ in range(MAX_CLEANUP_PASSES):

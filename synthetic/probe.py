@@ -268,17 +268,10 @@ class Probe:
                 f"the purchase was accepted, but the fan's status is "
                 f"{after.status!r}, not {schema.PURCHASED!r}"
             )
-        held = self.cleaner.leftovers(
-            records.Footprint(
-                sale_id=run.footprint.sale_id,
-                window_id=run.footprint.window_id,
-                token_id=run.footprint.token_id,
-            ),
-        )
-        if held:
+        if self.cleaner.window_held(run.footprint):
             raise StageFailedError(
-                f"the purchase was accepted, but {held[0]}: the ticketing service "
-                "did not free it"
+                f"the purchase was accepted, but window {run.footprint.window_id} is "
+                "still held: the ticketing service did not free it"
             )
 
     def _wait(
