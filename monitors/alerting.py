@@ -36,7 +36,7 @@ class Transition:
 class AlertState:
     """Count failed probes in a sliding window and report state changes.
 
-    ``recover_after`` is how many probes in a row must pass to resolve; the
+    ``recover_after`` is how many probes in a row must pass to resolve. Its
     default, N - M + 1, is the fewest that leave fewer than M failures in
     the window.
     """

@@ -201,8 +201,8 @@ class Monitor:
     def run_probe(self) -> ProbeResult | None:
         """Run one probe, record its result and alert on a state change.
 
-        This is the scheduled job. It never raises: an error of the probe
-        counts as a failed run.
+        This is the scheduled job. It catches any ``Exception`` of the probe
+        and counts it as a failed run, so the schedule goes on.
         """
         result: ProbeResult | None = None
         try:

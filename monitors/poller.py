@@ -94,12 +94,12 @@ class FunnelPoller:
             dead_letters.labels(WORK_DEAD_LETTERS).set(first.work_dead_letter_depth)
             metrics.forwarder_errors.set(first.forwarder_bad_records)
         current = {snapshot.sale_id for snapshot in snapshots}
-        for gone in self._labelled - current:
+        for removed_sale in self._labelled - current:
             for gauge in (
                 metrics.oldest_message_age,
                 metrics.fans_waiting,
                 metrics.windows_in_use,
                 metrics.tickets_left,
             ):
-                gauge.remove(gone)
+                gauge.remove(removed_sale)
         self._labelled = current

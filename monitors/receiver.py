@@ -28,7 +28,7 @@ class Delivery:
 
 
 class WebhookReceiver:
-    """Record JSON POSTs; answer the first ``fail_first`` of them with HTTP 500."""
+    """Record JSON POSTs, and respond to the first ``fail_first`` with HTTP 500."""
 
     def __init__(self, port: int = 0, fail_first: int = 0) -> None:
         self.fail_first = fail_first
@@ -55,7 +55,7 @@ class WebhookReceiver:
         self._server.server_close()
 
     def accepted(self) -> list[Any]:
-        """Return the bodies answered with 200, in arrival order."""
+        """Return the bodies accepted with HTTP 200, in arrival order."""
         with self._lock:
             return [d.body for d in self.deliveries if d.status_code == 200]
 

@@ -7,9 +7,9 @@ being synthetic, so a cleanup can never remove a real fan's item or order.
 
 A fan that was numbered but never admitted still has a work message on the
 queue. Deleting its item at once would make the window processor retry that
-message until the queue moves it to the dead-letter queue, so the item is
-first closed (status ``expired``), which makes the processor drop the
-message, and deleted once the line has moved past its number.
+message until the queue moves it to the dead-letter queue. So the cleanup
+first closes the item (status ``expired``), which makes the processor drop
+the message, and deletes it once the line has moved past its number.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from system.stack import StackResources
 
 logger = logging.getLogger(__name__)
 
-# Why the window was freed, as the windows table records it.
+# The freed_reason the cleanup writes on a window it frees.
 FREED_BY_CLEANUP = "synthetic_cleanup"
 # The queue table's TimeToLiveSpecification attribute (system/template.yaml).
 # A closed item that no later probe deletes is removed by DynamoDB after this.
@@ -133,7 +133,7 @@ class Cleaner:
         return found
 
     def window_held(self, footprint: Footprint) -> bool:
-        """Return whether the probe's token still holds its window."""
+        """Return whether the window is still busy with the probe's token."""
         if not (footprint.window_id and footprint.token_id):
             return False
         window = self._get(self._resources.windows_table, _window_key(footprint))

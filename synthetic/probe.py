@@ -1,9 +1,9 @@
 """The probe: push one synthetic fan through the funnel and time each stage.
 
-The fan joins as a browser does (or is injected further down, in pump mode),
-then the probe polls its item until the forwarder numbers it, a window
-admits it with a purchase URL, and the ticketing service validates its
-purchase as a dry run. Each stage has a deadline, and so has the whole
+The fan joins as a browser does, or is injected further down in pump mode.
+Then the probe polls its item until the forwarder numbers it and a window
+admits it with a purchase URL, and buys: the ticketing service validates
+the purchase as a dry run. Each stage has a deadline, and so has the whole
 probe. Whatever the outcome, the probe then removes what its fan wrote.
 """
 
@@ -209,7 +209,7 @@ class Probe:
             )
 
     def _inject(self, run: _Run) -> None:
-        """Write the synthetic fan past the join, as pump mode asks."""
+        """Write the synthetic fan into the funnel past the join, for pump mode."""
         sale_id = self.config.sale_id
         ensure_sale(self._dynamodb, self.resources, sale_id)
         fan_id = inject.new_fan_id(self.settings.region)

@@ -1,9 +1,10 @@
 """A fan in plain Python: join the line as a browser does, poll it and buy.
 
 The probe, the tests and the demos use this client. It takes the browser's
-path through the funnel: a Cognito identity, one conditional write with that
-identity's credentials, polls of its own item and of the sale's counters, and
-the ticketing service's HTTP API once the item carries a purchase URL.
+path through the funnel. It gets a Cognito identity and writes one
+conditional join item with that identity's credentials. It polls its own item
+and the sale's counters, and calls the ticketing service's HTTP API once the
+item carries a purchase URL.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class FanView:
 
 @dataclass(frozen=True)
 class Purchase:
-    """The ticketing service's answer to an accepted purchase."""
+    """The ticketing service's response to an accepted purchase."""
 
     order_id: str
     quantity: int
@@ -183,7 +184,7 @@ class Fan:
     ) -> Purchase:
         """Buy ``quantity`` tickets with the purchase URL's token.
 
-        Raises ``TicketingRejectedError`` when the service says no (HTTP 4xx:
+        Raises ``TicketingRejectedError`` when the service rejects it (HTTP 4xx:
         invalid token, window closed, sold out) and ``TicketingError`` when it
         cannot be reached or fails.
         """

@@ -1,6 +1,6 @@
 """The monitor's schedule with a stub probe: skips, errors and /metrics.
 
-A stub stands in for the probe here because only a stub can make a probe
+A stub replaces the probe here because only a stub can make a probe
 outlast its interval, or raise, on cue; the real probe runs in
 test_monitor.py.
 """
@@ -25,7 +25,7 @@ from synthetic.result import PASSED, ProbeResult, StageResult
 
 @dataclass
 class StubProbe:
-    """Returns a healthy result after ``seconds``, or raises when told to."""
+    """Return a healthy result after ``seconds``, or raise if ``raises`` is set."""
 
     seconds: float = 0.0
     raises: bool = False
@@ -33,7 +33,7 @@ class StubProbe:
     settings: Any = None
     resources: Any = None
     running: int = 0
-    most_at_once: int = 0
+    max_concurrent: int = 0
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,7 +48,7 @@ class StubProbe:
         with self.lock:
             self.calls += 1
             self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
+            self.max_concurrent = max(self.max_concurrent, self.running)
         try:
             time.sleep(self.seconds)
             if self.raises:
@@ -99,7 +99,7 @@ def test_running_probe_makes_next_run_skip() -> None:
     succeeded = sample(
         registry, "boxoffice_canary_runs_total", sale="canary", result="success"
     )
-    assert probe.most_at_once == 1
+    assert probe.max_concurrent == 1
     assert skipped >= 2
     assert succeeded >= 2
 
