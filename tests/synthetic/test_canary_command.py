@@ -43,6 +43,35 @@ def test_canary_names_failed_stage(stack: embedded.EmbeddedState) -> None:
     assert "stage forward timed out" in completed.stderr
 
 
+def test_canary_reads_a_deployed_stack_by_name(
+    stack: embedded.EmbeddedState,
+) -> None:
+    # The deployed-stack path: --stack and --endpoint-url, outputs read from
+    # CloudFormation, credentials from the environment. MiniStack plays AWS.
+    env = dict(os.environ)
+    env.pop("BOXOFFICE_HOME", None)
+    completed = subprocess.run(
+        [
+            *BOXOFFICE,
+            "canary",
+            "--stack",
+            stack.stack_name,
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            stack.endpoint_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert json.loads(completed.stdout)["healthy"] is True
+
+
 def test_canary_without_stack_says_how_to_start_one(tmp_path: Any) -> None:
     env = dict(os.environ)
     completed = subprocess.run(
