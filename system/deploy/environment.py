@@ -31,7 +31,12 @@ from system.deploy.errors import (
 )
 from system.deploy.function import alias_version, point_alias, publish_version
 from system.deploy.records import Build, Release
-from system.deploy.shared import SharedResources, apply_shared, describe_shared
+from system.deploy.shared import (
+    SharedResources,
+    apply_shared,
+    describe_shared,
+    template_is_current,
+)
 from system.settings import Settings
 from system.stack import READY_STATUSES, TEMPLATE_PATH, describe_stack
 
@@ -123,6 +128,12 @@ def deploy(
     _validate_build(build, commit)
     parameters = dict(parameters or {})
     shared = describe_shared(settings)
+    if shared is not None and not template_is_current(settings):
+        progress(
+            "Warning: the shared stack runs another version of "
+            "system/deploy/shared.yaml than this checkout. An administrator "
+            "applies it with `boxoffice deploy --shared`."
+        )
     stored = _recorded_build(settings, shared, build, commit, template_body)
     if (
         stored is not None
