@@ -75,7 +75,7 @@ def dependencies_dir(
         _pip_install(requirements, staging)
         for name in SKIPPED_TOP_LEVEL:
             shutil.rmtree(staging / name, ignore_errors=True)
-        # A rename is atomic, so a concurrent build sees all or nothing.
+        # A rename is atomic, so a concurrent build finds all or nothing.
         try:
             staging.rename(folder)
         except OSError:

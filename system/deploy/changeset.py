@@ -26,8 +26,8 @@ POLL_INTERVAL_SECONDS = 1.0
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 # CloudFormation's reasons for a change set that would change nothing.
 NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed")
-# A stack whose creation failed and was rolled back cannot be updated; it
-# has to be deleted before it is created again.
+# A stack whose creation failed and was rolled back cannot be updated, so it
+# is deleted and created again.
 FAILED_CREATE_STATUSES = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"})
 
 
@@ -243,7 +243,7 @@ def _failure_reasons(cloudformation: Any, stack_name: str) -> str:
     for event in events:
         status = event.get("ResourceStatus", "")
         logical_id = event.get("LogicalResourceId")
-        # Events come newest first; the operation began where the stack
+        # Events come newest first, and the operation began where the stack
         # itself went into progress.
         if logical_id == stack_name and status in (
             "UPDATE_IN_PROGRESS",

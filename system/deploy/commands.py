@@ -21,6 +21,12 @@ def register(subparsers: Any) -> None:
         "stack that every environment shares. Targets the embedded stack "
         "unless --region, --profile or --endpoint-url is given.",
     )
+    _add_request_options(parser)
+    _add_target_options(parser)
+    parser.set_defaults(handler=run_deploy)
+
+
+def _add_request_options(parser: argparse.ArgumentParser) -> None:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument(
         "--build",
@@ -63,6 +69,9 @@ def register(subparsers: Any) -> None:
         help="with --shared: IAM principal that may assume the deploy role "
         "(default: any principal of the account allowed to assume it)",
     )
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target (default: the embedded stack)")
     target.add_argument("--region", help="AWS region (env: AWS_REGION)")
     target.add_argument(
@@ -77,11 +86,12 @@ def register(subparsers: Any) -> None:
         help="state folder of the embedded stack (env: BOXOFFICE_HOME, "
         "default: ~/.boxoffice)",
     )
-    parser.set_defaults(handler=run_deploy)
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    from system.deploy.errors import InvalidDeployRequestError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from system.deploy.errors import DeployError, InvalidDeployRequestError
 
     if not args.shared and not args.environment:
         raise InvalidDeployRequestError(
@@ -90,11 +100,17 @@ def run_deploy(args: argparse.Namespace) -> int:
     if args.commit and args.build is None:
         raise InvalidDeployRequestError("--commit goes with --build N.")
     settings = _settings(args)
-    if args.shared:
-        return _run_shared(settings, args.deploy_principal)
-    if args.rollback:
-        return _run_rollback(settings, args.environment)
-    return _run_build(settings, args)
+    try:
+        if args.shared:
+            return _run_shared(settings, args.deploy_principal)
+        if args.rollback:
+            return _run_rollback(settings, args.environment)
+        return _run_build(settings, args)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(
+            f"An AWS request failed: {exc}. Check the credentials, --region and "
+            "the rights of the role you deploy with, then run the command again."
+        ) from exc
 
 
 def _run_build(settings: Settings, args: argparse.Namespace) -> int:
@@ -177,7 +193,12 @@ def _run_shared(settings: Settings, deploy_principal: str | None) -> int:
         deploy_principal=deploy_principal,
         report=_report,
     )
-    verb = "created" if existing is None else ("updated" if changes else "unchanged")
+    if existing is None:
+        verb = "created"
+    elif changes:
+        verb = "updated"
+    else:
+        verb = "unchanged"
     print(f"Shared stack {resources.stack_name} {verb}.")
     print(f"  forwarder function: {resources.function_arn}")
     print(f"  deploy role:        {resources.deploy_role_arn}")

@@ -1,11 +1,12 @@
 """Deploy a build to an environment, and roll an environment back.
 
-Order of a deploy, chosen so a failure leaves the running environment as it
-was: publish the build (package, upload, Lambda version, deployments table),
-which no environment runs yet; update the environment's stack through a
-change set; seed its config table from the stack's outputs; and only then
-point its alias at the build's version and record the release. Only a new
-environment gets its alias first, because its stream mapping needs one.
+The order of a deploy makes a failure leave the running environment as it
+was. First the build is published (package, upload, Lambda version,
+deployments table), which no environment runs yet. Then the environment's
+stack is updated through a change set and its config table is seeded from
+the stack's outputs. Only then does its alias move to the build's version
+and the release get recorded. A new environment gets its alias first,
+because its stream mapping needs one.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ Report = Callable[[str, list[ResourceChange]], None]
 
 @dataclass(frozen=True)
 class DeployResult:
-    """What a deploy did to an environment."""
+    """The outcome of a deploy to an environment."""
 
     environment: str
     build: Build
@@ -71,7 +72,7 @@ class DeployResult:
 
 @dataclass(frozen=True)
 class RollbackResult:
-    """Which release a rollback left and which it went back to."""
+    """The outcome of a rollback: the release it left and the one it restored."""
 
     environment: str
     left: Release
@@ -292,6 +293,7 @@ def _publish(
     bucket = shared.code_bucket if shared else provision.code_bucket_name(settings)
     package_key = artifacts.package_key(package)
     template_key = artifacts.template_key(template)
+
     s3 = make_client(settings, "s3")
     progress(f"Uploading the package to s3://{bucket}/{package_key}")
     artifacts.put_artifact(s3, settings.region, bucket, package_key, package)
@@ -299,6 +301,7 @@ def _publish(
     if shared is None:
         progress("Creating the shared stack boxoffice-shared")
         shared, _ = apply_shared(settings, bucket, package_key, report=report)
+
     progress(f"Publishing a version of {shared.function_name}")
     version, code_sha256 = publish_version(
         make_client(settings, "lambda"),
@@ -307,18 +310,16 @@ def _publish(
         package_key,
         f"build {build} commit {commit}",
     )
-    stored = records.record_build(
-        _table(settings, shared.deployments_table),
-        Build(
-            build=build,
-            commit=commit,
-            version=version,
-            package_key=package_key,
-            template_key=template_key,
-            code_sha256=code_sha256,
-            published_at=time.time(),
-        ),
+    published = Build(
+        build=build,
+        commit=commit,
+        version=version,
+        package_key=package_key,
+        template_key=template_key,
+        code_sha256=code_sha256,
+        published_at=time.time(),
     )
+    stored = records.record_build(_table(settings, shared.deployments_table), published)
     return shared, stored
 
 
@@ -336,8 +337,8 @@ def _release(
     description = f"build {stored.build} commit {stored.commit}"
     previous = alias_version(lambda_client, shared.function_name, environment)
     if previous is None:
-        # The new stack's stream mapping targets the alias, so it must exist;
-        # no fan reaches it before the stack does.
+        # The new stack's stream mapping targets the alias, so it must exist.
+        # No fan reaches the alias before the stack exists.
         point_alias(
             lambda_client,
             shared.function_name,
@@ -345,29 +346,14 @@ def _release(
             stored.version,
             description,
         )
-    template = artifacts.get_text(
-        make_client(settings, "s3"), shared.code_bucket, stored.template_key
-    )
-    stack_name = environment_stack_name(environment)
-    progress(f"Applying stack {stack_name} through a change set")
-    managed = {"EnvironmentName": environment, "SharedFunctionArn": shared.function_arn}
-    changes = apply_template(
-        make_client(settings, "cloudformation"),
-        stack_name,
-        template,
-        {**parameters, **managed},
-        keep_previous=tuple(
-            name
-            for name in template_parameters(template)
-            if name not in MANAGED_PARAMETERS
-        ),
-        role_arn=shared.cloudformation_role_arn,
-        change_set_name=f"build-{stored.build}-{int(time.time())}",
-        report=report,
+
+    changes = _apply_stack(
+        settings, shared, environment, stored, parameters, progress, report
     )
     target = environment_settings(settings, environment)
     progress(f"Seeding the config table of {environment}")
     provision.seed_config(target, describe_stack(target))
+
     table = _table(settings, shared.releases_table)
     history = records.releases(table, environment)
     live = records.live_releases(history)
@@ -380,6 +366,36 @@ def _release(
         records.record_release(table, history, environment, records.DEPLOY, stored)
     changed = moved or bool(changes)
     return DeployResult(environment, stored, previous, changes, published, changed)
+
+
+def _apply_stack(
+    settings: Settings,
+    shared: SharedResources,
+    environment: str,
+    stored: Build,
+    parameters: dict[str, str],
+    progress: Progress,
+    report: Report,
+) -> list[ResourceChange]:
+    template = artifacts.get_text(
+        make_client(settings, "s3"), shared.code_bucket, stored.template_key
+    )
+    stack_name = environment_stack_name(environment)
+    managed = {"EnvironmentName": environment, "SharedFunctionArn": shared.function_arn}
+    kept = tuple(
+        name for name in template_parameters(template) if name not in MANAGED_PARAMETERS
+    )
+    progress(f"Applying stack {stack_name} through a change set")
+    return apply_template(
+        make_client(settings, "cloudformation"),
+        stack_name,
+        template,
+        {**parameters, **managed},
+        keep_previous=kept,
+        role_arn=shared.cloudformation_role_arn,
+        change_set_name=f"build-{stored.build}-{int(time.time())}",
+        report=report,
+    )
 
 
 def _table(settings: Settings, name: str) -> Any:

@@ -87,7 +87,7 @@ def test_dependencies_cached_by_content(
     installs: list[tuple[str, ...]] = []
 
     def fake_install(requirements: tuple[str, ...], target: Path) -> None:
-        # A stub stands in for pip here: the test is about when pip runs.
+        # A stub replaces pip here, because the test is about when pip runs.
         installs.append(requirements)
         (target / "marker.py").write_text("")
 

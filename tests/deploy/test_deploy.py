@@ -27,6 +27,7 @@ from system.deploy.errors import (
     StackUpdateError,
 )
 from system.deploy.shared import SharedResources, describe_shared
+from system.embedded import EmbeddedState
 from system.sale import SaleConfig
 from system.settings import Settings
 from system.stack import TEMPLATE_PATH, StackResources, describe_stack
@@ -91,7 +92,7 @@ def _stack(settings: Settings, environment: str) -> dict[str, Any]:
 
 
 def _queued_fan_ids(settings: Settings, queue_url: str) -> set[str]:
-    """Receive what the queue holds now, delete it, and return the fans' ids."""
+    """Receive the queue's messages, delete them, and return the fans' ids."""
     sqs = make_client(settings, "sqs")
     fan_ids: set[str] = set()
     while True:
@@ -385,6 +386,7 @@ def test_invalid_request_rejected(environment: str, build: int, commit: str) -> 
 
 
 def test_cli_reports_deploy_and_rollback(
+    stack: EmbeddedState,
     settings: Settings,
     new_build: NewBuild,
     environment: Environment,
@@ -403,9 +405,11 @@ def test_cli_reports_deploy_and_rollback(
     second = ["deploy", "--env", dev, "--build", str(second_build)]
     assert cli.main([*second, "--commit", second_commit, *target]) == 0
     capsys.readouterr()
-    assert cli.main(["deploy", "--env", dev, "--rollback", *target]) == 0
+    # Without a target option the command finds the embedded stack's state.
+    embedded = ["--home", stack.home]
+    assert cli.main(["deploy", "--env", dev, "--rollback", *embedded]) == 0
     rolled_back = capsys.readouterr().out
-    assert cli.main(["deploy", "--env", dev, "--rollback", *target]) == 2
+    assert cli.main(["deploy", "--env", dev, "--rollback", *embedded]) == 2
     refused = capsys.readouterr().err
 
     version = _alias(settings, dev)["FunctionVersion"]
