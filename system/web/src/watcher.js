@@ -1,0 +1,57 @@
+// The queue page's loop: join once, then poll the fan's item and the sale's
+// counters until the fan is admitted or the sale ends for the fan.
+import { isOpen, standing } from "./standing.js";
+import { nextPollSeconds } from "./position.js";
+import { withRetry } from "./trouble.js";
+
+const FINAL_PHASES = new Set(["purchased", "expired", "sold_out"]);
+
+/**
+ * Watch the fan's place in line and return how the watch ended.
+ *
+ * `line` has readFan(), readSale() and join(); `render(standing)` draws the
+ * page; `onTrouble` reports retries. Returns "admitted" (after calling
+ * `navigate` with the purchase URL), "not_open" (after navigating to the
+ * countdown), a final phase, "no_sale", or "other_sale" when this identity
+ * already stands in another sale's line.
+ */
+export async function watchLine({ line, render, onTrouble, navigate, clock }) {
+  const retry = { onTrouble, sleep: clock.sleep, random: clock.random };
+  let joined = false;
+  for (;;) {
+    const [fan, sale] = await withRetry(
+      () => Promise.all([line.readFan(), line.readSale()]),
+      retry,
+    );
+    if (!sale) {
+      render({ phase: "no_sale" });
+      return "no_sale";
+    }
+    if (fan && fan.sale_id !== sale.sale_id) return "other_sale";
+    if (!fan && !joined) {
+      if (!isOpen(sale, clock.now() / 1000)) {
+        navigate("countdown");
+        return "not_open";
+      }
+      if (sale.sold_out) {
+        render({ phase: "sold_out" });
+        return "sold_out";
+      }
+      await withRetry(() => line.join(), retry);
+      joined = true;
+    }
+    // Right after the join a read may not see the item yet, and the
+    // forwarder numbers the fan a moment later.
+    let view = standing(fan, sale);
+    if (view.phase === "not_joined") view = { phase: "joining" };
+    render(view);
+    if (view.phase === "admitted") {
+      navigate(view.purchaseUrl);
+      return "admitted";
+    }
+    if (FINAL_PHASES.has(view.phase)) return view.phase;
+    // Until numbered, poll at the minimum: the forwarder is about to answer.
+    const wait = view.phase === "waiting" ? view.waitSeconds : 0;
+    await clock.sleep(nextPollSeconds(wait, clock.random) * 1000);
+  }
+}
