@@ -77,6 +77,15 @@ class FanPages:
         )
         return str(value) if value else None
 
+    def choose_quantity(self, quantity: int) -> None:
+        """Pick the number of tickets on the purchase page."""
+        self.driver.find_element(
+            By.CSS_SELECTOR, f"label[for='quantity-{quantity}']"
+        ).click()
+
+    def buy(self) -> None:
+        self.driver.find_element(By.ID, "buy-button").click()
+
     def trouble(self) -> str:
         """Return the trouble banner's text, or "" while it is hidden."""
         try:
