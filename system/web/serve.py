@@ -43,7 +43,7 @@ build in system/web), then restart the ticketing service.</p></body></html>
 
 @dataclass(frozen=True)
 class WebConfig:
-    """What a fan's browser needs to reach the stack: the page's config.json."""
+    """Settings a fan's browser needs to reach the stack, served as config.json."""
 
     region: str
     endpoint_url: str | None
@@ -59,7 +59,7 @@ class WebConfig:
         """Build the config from the settings and the stack's resources.
 
         The sale is ``sale_id``, else ``BOXOFFICE_SALE_ID``, else the default
-        sale; a page's ``?sale=`` parameter picks another one.
+        sale. A page's ``?sale=`` parameter picks another one.
         """
         return cls(
             region=settings.region,

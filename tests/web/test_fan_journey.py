@@ -1,8 +1,8 @@
 """A fan's journey through the real pages, in headless Chromium, on the embedded stack.
 
-The browser joins and polls DynamoDB itself; the other fans in these tests
-are joined from Python the browser's way (tests.helpers.join_fan), and the
-test buys for them to move the line on at a pace it controls.
+The browser joins and polls DynamoDB itself. The other fans in these tests
+join from Python the browser's way (tests.helpers.join_fan), and the test
+buys for them, so the line moves on at a pace the test controls.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ COUNTDOWN_SECONDS = 12
 FANS_AHEAD = 3
 # Polls at the slowest are 12 s apart while no admission rate is known.
 STEP_TIMEOUT_SECONDS = 40
-# Windows that stay open for the whole test: a fan ahead holds its window
+# Windows that stay open for the whole test, so a fan ahead keeps its window
 # until the test buys for it.
 LONG_WINDOW_SECONDS = 300
 
@@ -84,7 +84,7 @@ def _numbered(dynamodb: Any, resources: StackResources, fan_id: str) -> int | No
 def _open_line(
     make_sale: Any, stack: EmbeddedState, resources: StackResources, **fields: Any
 ) -> tuple[Any, str]:
-    """Open a one-window sale whose window a fan ahead holds; return both."""
+    """Open a one-window sale and admit a fan to its window; return both."""
     fields.setdefault("stock", 10)
     sale = make_sale(
         window_count=1,

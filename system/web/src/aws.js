@@ -8,6 +8,10 @@ import { fromCognitoIdentity } from "@aws-sdk/credential-provider-cognito-identi
 // the fan that it is retrying instead of hanging silently.
 const SDK_ATTEMPTS = 1;
 
+// NOTE: MiniStack 1.5.33 answers every CORS preflight with
+// "Access-Control-Allow-Headers: *". The Fetch standard leaves Authorization
+// out of that wildcard, so a browser that enforces it rejects the signed
+// DynamoDB calls on the embedded stack. Chromium 156 accepts them.
 function endpointOptions(config) {
   const options = { region: config.region, maxAttempts: SDK_ATTEMPTS };
   // No endpoint URL means the real AWS endpoints of the region.
