@@ -18,6 +18,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from system.embedded import EmbeddedState
+from tests.web.pages import FanPages
+
 logger = logging.getLogger(__name__)
 
 CHROMIUM = Path(os.environ.get("BOXOFFICE_CHROMIUM", "/usr/bin/chromium"))
@@ -85,6 +88,14 @@ def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         if report is None or report.failed:
             _save_evidence(driver, request.node.nodeid)
         driver.quit()
+
+
+@pytest.fixture
+def pages(browser: Any, stack: EmbeddedState) -> FanPages:
+    """Open the fans' pages in ``browser``, served by the embedded stack."""
+    # The ticketing service serves the pages, so the purchase URLs the windows
+    # hand out share the queue page's origin and localStorage.
+    return FanPages(browser, stack.ticketing_url)
 
 
 def _save_evidence(driver: Any, nodeid: str) -> None:

@@ -34,13 +34,6 @@ STEP_TIMEOUT_SECONDS = 40
 LONG_WINDOW_SECONDS = 300
 
 
-@pytest.fixture
-def pages(browser: Any, stack: EmbeddedState) -> FanPages:
-    # The ticketing service serves the pages, so the purchase URLs the windows
-    # hand out share the queue page's origin and localStorage.
-    return FanPages(browser, stack.ticketing_url)
-
-
 def _admitted_token(dynamodb: Any, resources: StackResources, fan_id: str) -> str:
     item = wait_for(
         lambda: _admitted(get_fan(dynamodb, resources, fan_id)),
