@@ -83,6 +83,11 @@ class FanPages:
             By.CSS_SELECTOR, f"label[for='quantity-{quantity}']"
         ).click()
 
+    def quantity_enabled(self, quantity: int) -> bool:
+        """Return whether the purchase page still offers ``quantity`` tickets."""
+        choice = self.driver.find_element(By.ID, f"quantity-{quantity}")
+        return bool(choice.is_enabled())
+
     def buy(self) -> None:
         self.driver.find_element(By.ID, "buy-button").click()
 

@@ -271,6 +271,38 @@ def test_fan_in_line_sees_sold_out(
     pages.wait_for_phase("sold_out", timeout=STEP_TIMEOUT_SECONDS)
 
 
+def test_order_above_stock_asks_for_fewer(
+    pages: FanPages, resources: StackResources, dynamodb: Any, make_sale: Any
+) -> None:
+    sale = make_sale(
+        stock=3,
+        window_count=1,
+        session_seconds=LONG_WINDOW_SECONDS,
+        claim_timeout_seconds=LONG_WINDOW_SECONDS,
+    )
+    pages.open_queue(sale.sale_id)
+    pages.wait_until(
+        lambda: urlparse(pages.driver.current_url).path == "/purchase",
+        timeout=STEP_TIMEOUT_SECONDS,
+        what="the purchase page",
+    )
+    pages.wait_for_phase("choosing", timeout=STEP_TIMEOUT_SECONDS)
+
+    pages.choose_quantity(4)
+    pages.buy()
+    pages.wait_for_phase("retry", timeout=STEP_TIMEOUT_SECONDS)
+    assert "Only 3 tickets are left" in pages.text("problem")
+    assert not pages.quantity_enabled(4)
+    assert pages.quantity_enabled(3)
+
+    pages.choose_quantity(3)
+    pages.buy()
+    pages.wait_for_phase("confirmed", timeout=STEP_TIMEOUT_SECONDS)
+    assert pages.text("bought-quantity") == "3"
+    sold = get_sale(dynamodb.Table(resources.sales_table), sale.sale_id)
+    assert int(sold[schema.TICKETS_LEFT]) == 0
+
+
 def test_lost_connection_backs_off_says_so_and_recovers(
     pages: FanPages,
     stack: EmbeddedState,
