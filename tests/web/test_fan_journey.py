@@ -25,7 +25,7 @@ from tests.web.pages import FanPages
 
 pytestmark = pytest.mark.browser
 
-COUNTDOWN_SECONDS = 12
+COUNTDOWN_SECONDS = 15
 FANS_AHEAD = 3
 # Polls at the slowest are 12 s apart while no admission rate is known.
 STEP_TIMEOUT_SECONDS = 40

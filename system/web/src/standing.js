@@ -21,7 +21,7 @@ export function isOpen(sale, nowSeconds) {
 }
 
 /**
- * Describe where the fan stands.
+ * Describe the fan's place in the funnel.
  *
  * `phase` is one of: not_joined, joining (no number yet), waiting, admitted,
  * purchased, expired, sold_out. The numbers are set while waiting.
@@ -36,7 +36,7 @@ export function standing(fan, sale) {
   if (status === "expired") return { phase: "expired" };
   if (status === "sold_out" || sale?.sold_out) return { phase: "sold_out" };
   if (fan.queue_number === undefined || !sale) return { phase: "joining" };
-  // The place counts this fan's own admission: place 1 is next in line.
+  // The place counts this fan's own admission, so place 1 is next in line.
   const place = peopleAhead(fan.queue_number, sale.serving ?? 0);
   return {
     phase: "waiting",

@@ -9,11 +9,11 @@ const FINAL_PHASES = new Set(["purchased", "expired", "sold_out"]);
 /**
  * Watch the fan's place in line and return how the watch ended.
  *
- * `line` has readFan(), readSale() and join(); `render(standing)` draws the
- * page; `onTrouble` reports retries. Returns "admitted" (after calling
+ * `line` has readFan(), readSale() and join(). `render(standing)` draws the
+ * page, and `onTrouble` reports retries. Returns "admitted" (after calling
  * `navigate` with the purchase URL), "not_open" (after navigating to the
  * countdown), a final phase, "no_sale", or "other_sale" when this identity
- * already stands in another sale's line.
+ * already is in another sale's line.
  */
 export async function watchLine({ line, render, onTrouble, navigate, clock }) {
   const retry = { onTrouble, sleep: clock.sleep, random: clock.random };
@@ -50,7 +50,8 @@ export async function watchLine({ line, render, onTrouble, navigate, clock }) {
       return "admitted";
     }
     if (FINAL_PHASES.has(view.phase)) return view.phase;
-    // Until numbered, poll at the minimum: the forwarder is about to answer.
+    // Until numbered, poll at the minimum interval, because the forwarder
+    // numbers a fan shortly after the join.
     const wait = view.phase === "waiting" ? view.waitSeconds : 0;
     await clock.sleep(nextPollSeconds(wait, clock.random) * 1000);
   }
