@@ -34,7 +34,7 @@ spike: install
 lint: install
 	$(BIN)/ruff check system loadtests synthetic monitors tests
 	$(BIN)/ruff format --check system loadtests synthetic monitors tests
-	$(BIN)/cfn-lint system/template.yaml
+	$(BIN)/cfn-lint system/template.yaml system/deploy/shared.yaml
 
 typecheck: install
 	$(BIN)/mypy
