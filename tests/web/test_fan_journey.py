@@ -228,6 +228,28 @@ def test_two_tabs_hold_one_place(
     assert _fans_in_line(dynamodb, resources, sale.sale_id) == {holder, seen[0][0]}
 
 
+def test_two_sales_keep_both_places(
+    pages: FanPages,
+    stack: EmbeddedState,
+    resources: StackResources,
+    dynamodb: Any,
+    make_sale: Any,
+) -> None:
+    spring, _ = _open_line(make_sale, stack, resources)
+    autumn, _ = _open_line(make_sale, stack, resources)
+    places = {}
+    for sale in (spring, autumn, spring):
+        pages.open_queue(sale.sale_id)
+        pages.wait_for_phase("waiting", timeout=STEP_TIMEOUT_SECONDS)
+        place = (pages.fan_id(), pages.number("queue-number"))
+        assert places.setdefault(sale.sale_id, place) == place
+
+    assert places[spring.sale_id][0] != places[autumn.sale_id][0]
+    for sale in (spring, autumn):
+        fan_id = places[sale.sale_id][0]
+        assert fan_id in _fans_in_line(dynamodb, resources, sale.sale_id)
+
+
 def test_late_fan_sees_sold_out(
     pages: FanPages,
     stack: EmbeddedState,

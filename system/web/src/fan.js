@@ -11,7 +11,14 @@ export async function connect(view) {
   const config = await withRetry(() => loadConfig(fetch, location.search), retry);
   const cognito = cognitoClient(config);
   const fanId = await withRetry(
-    () => fanIdentity(cognito, config.identity_pool_id, localStorage, navigator.locks),
+    () =>
+      fanIdentity(
+        cognito,
+        config.identity_pool_id,
+        config.sale_id,
+        localStorage,
+        navigator.locks,
+      ),
     retry,
   );
   return { config, cognito, fanId, dynamodb: dynamoClient(config, cognito, fanId) };

@@ -3,7 +3,7 @@
 import { pageFor } from "./config.js";
 import { connect } from "./fan.js";
 import { count, waitInWords } from "./format.js";
-import { forgetFanId } from "./identity.js";
+import { moveFanId } from "./identity.js";
 import { joinLine, readFan, readSale } from "./line.js";
 import { sleep } from "./trouble.js";
 import { pageView } from "./view.js";
@@ -37,7 +37,7 @@ async function main() {
   for (;;) {
     const { config, fanId, dynamodb } = await connect(view);
     document.querySelector("main").dataset.fanId = fanId;
-    const outcome = await watchLine({
+    const result = await watchLine({
       line: {
         readFan: () => readFan(dynamodb, config, fanId),
         readSale: () => readSale(dynamodb, config),
@@ -48,10 +48,9 @@ async function main() {
       navigate,
       clock,
     });
-    if (outcome !== "other_sale") return;
-    // One identity holds one place: this browser's identity stands in another
-    // sale's line, so this sale gets a new identity.
-    forgetFanId(localStorage, fanId);
+    if (result.outcome !== "other_sale") return;
+    // One identity holds one place, and this one is in another sale's line.
+    moveFanId(localStorage, fanId, result.otherSaleId, config.sale_id);
   }
 }
 

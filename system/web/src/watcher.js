@@ -10,10 +10,10 @@ const FINAL_PHASES = new Set(["purchased", "expired", "sold_out"]);
  * Watch the fan's place in line and return how the watch ended.
  *
  * `line` has readFan(), readSale() and join(). `render(standing)` draws the
- * page, and `onTrouble` reports retries. Returns "admitted" (after calling
- * `navigate` with the purchase URL), "not_open" (after navigating to the
- * countdown), a final phase, "no_sale", or "other_sale" when this identity
- * already is in another sale's line.
+ * page, and `onTrouble` reports retries. The result's `outcome` is
+ * "admitted" (after calling `navigate` with the purchase URL), "not_open"
+ * (after navigating to the countdown), a final phase, "no_sale", or
+ * "other_sale" when this identity is in the line of the sale `otherSaleId`.
  */
 export async function watchLine({ line, render, onTrouble, navigate, clock }) {
   const retry = { onTrouble, sleep: clock.sleep, random: clock.random };
@@ -25,17 +25,19 @@ export async function watchLine({ line, render, onTrouble, navigate, clock }) {
     );
     if (!sale) {
       render({ phase: "no_sale" });
-      return "no_sale";
+      return { outcome: "no_sale" };
     }
-    if (fan && fan.sale_id !== sale.sale_id) return "other_sale";
+    if (fan && fan.sale_id !== sale.sale_id) {
+      return { outcome: "other_sale", otherSaleId: fan.sale_id };
+    }
     if (!fan && !joined) {
       if (!isOpen(sale, clock.now() / 1000)) {
         navigate("countdown");
-        return "not_open";
+        return { outcome: "not_open" };
       }
       if (sale.sold_out) {
         render({ phase: "sold_out" });
-        return "sold_out";
+        return { outcome: "sold_out" };
       }
       await withRetry(() => line.join(), retry);
       joined = true;
@@ -47,9 +49,9 @@ export async function watchLine({ line, render, onTrouble, navigate, clock }) {
     render(view);
     if (view.phase === "admitted") {
       navigate(view.purchaseUrl);
-      return "admitted";
+      return { outcome: "admitted" };
     }
-    if (FINAL_PHASES.has(view.phase)) return view.phase;
+    if (FINAL_PHASES.has(view.phase)) return { outcome: view.phase };
     // Until numbered, poll at the minimum interval, because the forwarder
     // numbers a fan shortly after the join.
     const wait = view.phase === "waiting" ? view.waitSeconds : 0;

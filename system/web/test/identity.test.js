@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FAN_ID_KEY, fanIdentity, forgetFanId } from "../src/identity.js";
+import { FAN_ID_KEY, fanIdentity, moveFanId } from "../src/identity.js";
 import { joinLine } from "../src/line.js";
 import { MemoryStorage, sdkError } from "./fakes.js";
 
@@ -31,8 +31,8 @@ function fakeLocks() {
 test("the identity is created once and then read from storage", async () => {
   const storage = new MemoryStorage();
   const cognito = fakeCognito();
-  const first = await fanIdentity(cognito, "pool", storage, fakeLocks());
-  const again = await fanIdentity(cognito, "pool", storage, fakeLocks());
+  const first = await fanIdentity(cognito, "pool", "s", storage, fakeLocks());
+  const again = await fanIdentity(cognito, "pool", "s", storage, fakeLocks());
   assert.equal(first, again);
   assert.equal(cognito.calls, 1);
   assert.equal(storage.getItem(FAN_ID_KEY), first);
@@ -43,21 +43,51 @@ test("two tabs asking at once share one identity", async () => {
   const cognito = fakeCognito();
   const locks = fakeLocks();
   const [one, two] = await Promise.all([
-    fanIdentity(cognito, "pool", storage, locks),
-    fanIdentity(cognito, "pool", storage, locks),
+    fanIdentity(cognito, "pool", "s", storage, locks),
+    fanIdentity(cognito, "pool", "s", storage, locks),
   ]);
   assert.equal(one, two);
   assert.equal(cognito.calls, 1);
 });
 
-test("an identity from another pool is replaced, and can be forgotten", async () => {
+test("each sale keeps its own identity", async () => {
   const storage = new MemoryStorage();
   const cognito = fakeCognito();
-  const old = await fanIdentity(cognito, "old-pool", storage, null);
-  const fresh = await fanIdentity(cognito, "new-pool", storage, null);
+  const first = await fanIdentity(cognito, "pool", "spring", storage, null);
+  const second = await fanIdentity(cognito, "pool", "autumn", storage, null);
+  assert.notEqual(first, second);
+  assert.equal(await fanIdentity(cognito, "pool", "spring", storage, null), first);
+  assert.equal(storage.getItem(FAN_ID_KEY), first);
+  assert.equal(await fanIdentity(cognito, "pool", "autumn", storage, null), second);
+  assert.equal(cognito.calls, 2);
+});
+
+test("a last identity from before the per-sale record is reused", async () => {
+  const storage = new MemoryStorage();
+  storage.setItem(FAN_ID_KEY, "us-east-1:old");
+  storage.setItem("boxoffice.identity_pool", "pool");
+  const cognito = fakeCognito();
+  assert.equal(await fanIdentity(cognito, "pool", "s", storage, null), "us-east-1:old");
+  assert.equal(cognito.calls, 0);
+});
+
+test("an identity found in another sale's line moves to that sale", async () => {
+  const storage = new MemoryStorage();
+  const cognito = fakeCognito();
+  const first = await fanIdentity(cognito, "pool", "spring", storage, null);
+  moveFanId(storage, first, "winter", "spring");
+  const fresh = await fanIdentity(cognito, "pool", "spring", storage, null);
+  assert.notEqual(fresh, first);
+  assert.equal(await fanIdentity(cognito, "pool", "winter", storage, null), first);
+});
+
+test("identities from another pool are dropped", async () => {
+  const storage = new MemoryStorage();
+  const cognito = fakeCognito();
+  const old = await fanIdentity(cognito, "old-pool", "s", storage, null);
+  const fresh = await fanIdentity(cognito, "new-pool", "s", storage, null);
   assert.notEqual(old, fresh);
-  forgetFanId(storage, fresh);
-  assert.equal(storage.getItem(FAN_ID_KEY), null);
+  assert.equal(cognito.calls, 2);
 });
 
 test("joining writes only the browser's attributes, conditionally", async () => {

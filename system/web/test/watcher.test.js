@@ -29,7 +29,7 @@ function watch(line, clock, extra = {}) {
     navigate: (target) => seen.navigated.push(target),
     ...extra,
   });
-  return outcome.then((result) => ({ ...seen, outcome: result }));
+  return outcome.then((result) => ({ ...seen, ...result }));
 }
 
 test("a new fan joins once, waits, and is sent to the purchase URL", async () => {
@@ -72,7 +72,9 @@ test("a late fan sees sold out and takes no place", async () => {
 
 test("an identity in another sale's line is reported", async () => {
   const line = scriptedLine([{ sale_id: "other", status: "waiting", queue_number: 1 }]);
-  assert.equal((await watch(line, fakeClock())).outcome, "other_sale");
+  const seen = await watch(line, fakeClock());
+  assert.equal(seen.outcome, "other_sale");
+  assert.equal(seen.otherSaleId, "other");
 });
 
 test("polls come at the adaptive interval, jittered", async () => {
