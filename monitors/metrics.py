@@ -216,7 +216,8 @@ def canary_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> CanaryMetr
         ),
         last_run=Gauge(
             f"{PREFIX}_canary_last_run_timestamp_seconds",
-            "When the last probe finished, whatever its result (epoch seconds).",
+            "When the last probe finished, whatever its result, or when the "
+            "monitor started if none has finished yet (epoch seconds).",
             ["sale"],
             registry=registry,
         ),

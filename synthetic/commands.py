@@ -128,7 +128,10 @@ def run_canary(args: argparse.Namespace) -> int:
 
 def _print_result(result: ProbeResult) -> None:
     verdict = "healthy" if result.healthy else "UNHEALTHY"
-    print(f"canary {verdict}: sale {result.sale_id!r}, probe {result.probe_id}")
+    print(
+        f"canary {verdict}: sale {result.sale_id!r}, probe {result.probe_id}, "
+        f"{result.duration_seconds:.2f} s in all"
+    )
     for stage in result.stages:
         line = (
             f"  {stage.stage:<10} {stage.outcome:<10} {stage.duration_seconds:7.2f} s"
