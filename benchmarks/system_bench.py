@@ -1,0 +1,205 @@
+"""Benchmark the queue system on the embedded stack, all phases in one run.
+
+1. Raw PutItem/s of MiniStack, from parallel raw-HTTP writers.
+2. Join → queue number: fans join at half that rate; throughput and latency.
+3. Admissions/s of the window processor with a short and a long line.
+
+Each phase starts its own embedded stack in a temporary folder, because
+MiniStack slows down for good after thousands of half-closed connections,
+and stops it by PID when the phase ends or fails. Run it from the
+repository root::
+
+    .venv/bin/python -m benchmarks.system_bench --output results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a path: make the repository root importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.join import measure_join
+from benchmarks.machine import load_average, machine_facts
+from benchmarks.putitem import measure_putitem
+from system import embedded, provision
+from system.embedded import EmbeddedState
+from system.sale import SaleConfig
+
+logger = logging.getLogger("benchmarks.system_bench")
+
+DEFAULT_FANS = 6000
+DEFAULT_DURATION_SECONDS = 8.0
+JOIN_RATE_FRACTION = 0.5  # of the raw PutItem/s
+# Targets the figures are checked against.
+JOIN_P99_TARGET_SECONDS = 1.0
+LINE_RATIO_TARGET = 0.95
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the benchmark's command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.system_bench",
+        description="Measure the embedded stack's raw PutItem/s, join → queue "
+        "number throughput and latency, and admissions/s with a short and a "
+        "long line, in one run.",
+    )
+    parser.add_argument(
+        "--fans",
+        type=_positive_int,
+        default=DEFAULT_FANS,
+        help="fans that join in the join → number phase (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--duration-seconds",
+        type=_positive_float,
+        default=DEFAULT_DURATION_SECONDS,
+        help="measured interval of each PutItem client shape and of each "
+        "admissions measurement, in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--join-rate",
+        type=_positive_float,
+        help="fans per second in the join phase (default: half the PutItem/s "
+        "measured in phase 1; required with --skip-putitem)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="write every figure to this JSON file"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="folder for the stacks' state and logs (default: a temporary "
+        "folder, removed at the end)",
+    )
+    for phase in ("putitem", "join", "admissions"):
+        parser.add_argument(
+            f"--skip-{phase}", action="store_true", help=f"skip the {phase} phase"
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print a summary; return the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.skip_putitem and not args.skip_join and args.join_rate is None:
+        build_parser().error("--skip-putitem needs --join-rate for the join phase.")
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with contextlib.ExitStack() as cleanup:
+        if args.work_dir is None:
+            work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            work_dir = args.work_dir
+            work_dir.mkdir(parents=True, exist_ok=True)
+        results = run(args, work_dir)
+    print(json.dumps(results, indent=2))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+        logger.info("Wrote %s", args.output)
+    return 0
+
+
+def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    """Run the phases the arguments select; return every figure."""
+    started = time.time()
+    results: dict[str, Any] = {
+        "command": _command(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "machine": machine_facts(),
+    }
+    join_rate = args.join_rate
+    if not args.skip_putitem:
+        with embedded_stack(work_dir, "putitem", services=False) as state:
+            results["putitem"] = measure_putitem(
+                state.endpoint_url,
+                state.pids["ministack"],
+                seconds=args.duration_seconds,
+            )
+        if join_rate is None:
+            join_rate = results["putitem"]["best_puts_per_second"] * JOIN_RATE_FRACTION
+    if not args.skip_join:
+        results["join"] = _join_phase(work_dir, args.fans, float(join_rate))
+        results["join"]["target_p99_seconds"] = JOIN_P99_TARGET_SECONDS
+        p99 = results["join"]["join_to_number"]["p99_seconds"]
+        results["join"]["target_met"] = (
+            p99 is not None
+            and p99 <= JOIN_P99_TARGET_SECONDS
+            and results["join"]["not_numbered"] == 0
+        )
+    results["load_average_at_end"] = load_average()
+    results["elapsed_seconds"] = round(time.time() - started, 1)
+    return results
+
+
+def _join_phase(work_dir: Path, fans: int, rate: float) -> dict[str, Any]:
+    # Only the join path runs: MiniStack with the forwarder Lambda. The window
+    # processor and the ticketing service stay down, so they take no CPU.
+    with embedded_stack(work_dir, "join", services=False) as state:
+        resources = embedded.resources(state)
+        sale = SaleConfig(sale_id="bench-join", stock=fans, window_count=1)
+        provision.configure_sale(state.settings, resources, sale)
+        return measure_join(
+            state.endpoint_url,
+            state.pids["ministack"],
+            identity_pool_id=resources.identity_pool_id,
+            queue_table=resources.queue_table,
+            sale_id=sale.sale_id,
+            fans=fans,
+            rate=rate,
+        )
+
+
+@contextlib.contextmanager
+def embedded_stack(
+    work_dir: Path, name: str, *, services: bool
+) -> Iterator[EmbeddedState]:
+    """Start a fresh embedded stack in ``work_dir/name``; stop it by PID after."""
+    state = embedded.up(home=work_dir / name, services=services)
+    try:
+        yield state
+    finally:
+        stopped = embedded.stop(state)
+        logger.info("Stopped %s", ", ".join(stopped) or "nothing")
+
+
+def _command() -> str:
+    if __spec__ is not None:
+        return " ".join([".venv/bin/python", "-m", __spec__.name, *sys.argv[1:]])
+    return " ".join([".venv/bin/python", *sys.argv])
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into SystemExit so the stacks are stopped on the way out.
+    raise SystemExit(128 + signum)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number.")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number.")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
