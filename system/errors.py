@@ -41,3 +41,7 @@ class WrongFanError(InvalidTokenError):
 
 class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
+
+
+class ForwarderConfigError(BoxOfficeError, LookupError):
+    """The forwarder cannot find its config table or a setting in it."""
