@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.awsjson import AwsJsonClient, AwsJsonError
-from benchmarks.machine import process_cpu_seconds, process_tree_cpu_seconds
+from benchmarks.machine import cores_used, cpu_snapshot
 from benchmarks.stats import latency_summary
 from system import schema
 
 logger = logging.getLogger(__name__)
 
 JOIN_PROCESSES = 2
-JOIN_THREADS_PER_PROCESS = 16
+JOIN_THREADS_PER_PROCESS = 32
 SWEEP_INTERVAL_SECONDS = 0.1
 SWEEP_BATCH_KEYS = 100  # the most keys one BatchGetItem accepts
 SWEEP_MAX_KEYS = 3000
@@ -94,17 +94,15 @@ def measure_join(
         start_at.value = start
         go.set()
         arrivals_end = start + fans / rate
-        cpu_before = (
-            process_cpu_seconds(emulator_pid),
-            process_tree_cpu_seconds(emulator_pid),
-        )
+        emulator = {"emulator": emulator_pid}
+        emulator_tree = {"emulator_and_lambda_workers": emulator_pid}
+        cpu_before = cpu_snapshot(emulator, emulator_tree)
         sweeper = _Sweeper(endpoint_url, queue_table)
         sweeper.run(records, fans, deadline=arrivals_end + DRAIN_TIMEOUT_SECONDS)
         elapsed = time.monotonic() - start
-        cpu_after = (
-            process_cpu_seconds(emulator_pid),
-            process_tree_cpu_seconds(emulator_pid),
-        )
+        cores = cores_used(cpu_before, cpu_snapshot(emulator, emulator_tree), elapsed)
+        # A process exits only once its queued records are read.
+        sweeper.collect_reports(records, JOIN_PROCESSES, FINISH_TIMEOUT_SECONDS)
     finally:
         for process in processes:
             process.join(timeout=FINISH_TIMEOUT_SECONDS)
@@ -117,8 +115,7 @@ def measure_join(
         rate=rate,
         start=start,
         elapsed=elapsed,
-        emulator_cpu=cpu_after[0] - cpu_before[0],
-        emulator_tree_cpu=cpu_after[1] - cpu_before[1],
+        cores=cores,
     )
 
 
@@ -129,14 +126,14 @@ def _report(
     rate: float,
     start: float,
     elapsed: float,
-    emulator_cpu: float,
-    emulator_tree_cpu: float,
+    cores: dict[str, float],
 ) -> dict[str, Any]:
     joined = sweeper.joined
     visible = sweeper.visible
     latencies = [visible[fan] - joined[fan].scheduled for fan in visible]
     after_ack = [visible[fan] - joined[fan].acknowledged for fan in visible]
     lag = [record.started - record.scheduled for record in joined.values()]
+    calls = [record.acknowledged - record.started for record in joined.values()]
     last_ack = max((r.acknowledged for r in joined.values()), default=start)
     last_visible = max(visible.values(), default=start)
     timeline: dict[int, int] = {}
@@ -164,10 +161,17 @@ def _report(
         "join_to_number": latency_summary(latencies),
         "put_acknowledged_to_number": latency_summary(after_ack),
         "client_lag": latency_summary(lag),
+        "join_calls": latency_summary(calls),
         "sweep_calls": sweeper.calls,
         "elapsed_seconds": round(elapsed, 1),
-        "emulator_cores": round(emulator_cpu / elapsed, 2),
-        "emulator_and_lambda_workers_cores": round(emulator_tree_cpu / elapsed, 2),
+        "emulator_cores": cores["emulator"],
+        "emulator_and_lambda_workers_cores": cores["emulator_and_lambda_workers"],
+        "machine_busy_cores": cores["machine"],
+        "client_cores_while_joining": round(
+            sweeper.client_cpu_seconds / (last_ack - start), 2
+        )
+        if joined
+        else None,
         "numbered_per_second_timeline": [
             timeline.get(second, 0) for second in range(max(timeline, default=-1) + 1)
         ],
@@ -186,6 +190,8 @@ class _Sweeper:
         self.join_errors = 0
         self.first_join_error: str | None = None
         self.calls = 0
+        self.client_cpu_seconds = 0.0
+        self._reports = 0
 
     def run(self, records: Any, fans: int, *, deadline: float) -> None:
         """Sweep until every fan that joined is numbered or ``deadline`` passes."""
@@ -198,19 +204,31 @@ class _Sweeper:
             time.sleep(SWEEP_INTERVAL_SECONDS)
         self._client.close()
 
+    def collect_reports(self, records: Any, processes: int, timeout: float) -> None:
+        """Read what is left on the queue, until every process sent its CPU time."""
+        deadline = time.monotonic() + timeout
+        while self._reports < processes and time.monotonic() < deadline:
+            self._collect(records)
+            time.sleep(SWEEP_INTERVAL_SECONDS)
+
     def _collect(self, records: Any) -> int:
+        """Take the records waiting on the queue; return how many fans they end."""
         count = 0
         while True:
             try:
-                record = records.get_nowait()
+                kind, *fields = records.get_nowait()
             except queue.Empty:
                 return count
-            count += 1
-            if isinstance(record, str):
-                self.join_errors += 1
-                self.first_join_error = self.first_join_error or record
+            if kind == "cpu":
+                self.client_cpu_seconds += float(fields[0])
+                self._reports += 1
                 continue
-            joined = _Joined(*record)
+            count += 1
+            if kind == "error":
+                self.join_errors += 1
+                self.first_join_error = self.first_join_error or str(fields[0])
+                continue
+            joined = _Joined(*fields)
             self.joined[joined.fan_id] = joined
             self._pending[joined.fan_id] = None
 
@@ -269,6 +287,7 @@ def _joiner_process(
     ]
     ready.put(index)
     go.wait()
+    cpu_before = time.process_time()
     workers = [
         threading.Thread(
             target=_join_fans,
@@ -281,6 +300,7 @@ def _joiner_process(
         worker.start()
     for worker in workers:
         worker.join()
+    records.put(("cpu", time.process_time() - cpu_before))
 
 
 def _join_fans(
@@ -306,9 +326,9 @@ def _join_fans(
         try:
             fan_id = _join(target, cognito, dynamodb)
         except AwsJsonError as exc:
-            records.put(str(exc))
+            records.put(("error", str(exc)))
             continue
-        records.put((fan_id, scheduled, started, time.monotonic()))
+        records.put(("joined", fan_id, scheduled, started, time.monotonic()))
     cognito.close()
     dynamodb.close()
 

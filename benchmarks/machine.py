@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,39 @@ def machine_facts() -> dict[str, Any]:
 def load_average() -> list[float]:
     """Return the 1, 5 and 15 minute load averages."""
     return [round(value, 2) for value in os.getloadavg()]
+
+
+def cpu_snapshot(
+    processes: Mapping[str, int], trees: Mapping[str, int] | None = None
+) -> dict[str, float]:
+    """Return CPU seconds used so far by the machine and by named processes.
+
+    ``processes`` count alone; ``trees`` count with their live descendants.
+    """
+    snapshot = {"machine": machine_busy_seconds()}
+    for name, pid in processes.items():
+        snapshot[name] = process_cpu_seconds(pid)
+    for name, pid in (trees or {}).items():
+        snapshot[name] = process_tree_cpu_seconds(pid)
+    return snapshot
+
+
+def cores_used(
+    before: Mapping[str, float], after: Mapping[str, float], seconds: float
+) -> dict[str, float]:
+    """Return the cores each entry of two snapshots used on average in between."""
+    return {name: round((after[name] - before[name]) / seconds, 2) for name in before}
+
+
+def machine_busy_seconds() -> float:
+    """Return the CPU seconds all cores have spent busy since boot.
+
+    Busy is everything but idle and iowait, from the first line of /proc/stat.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields[:8]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / _TICKS_PER_SECOND
 
 
 def process_cpu_seconds(pid: int) -> float:

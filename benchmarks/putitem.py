@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.awsjson import AwsJsonClient, AwsJsonError
-from benchmarks.machine import process_cpu_seconds
+from benchmarks.machine import cores_used, cpu_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _run_shape(
         start = time.monotonic() + WARMUP_SECONDS
         window[0], window[1] = start, start + seconds
         go.set()
-        emulator_cpu = _sample_over(emulator_pid, start, start + seconds)
+        cores = _sample_over(emulator_pid, start, start + seconds)
         reports = [
             results.get(timeout=seconds + WARMUP_SECONDS + FINISH_TIMEOUT_SECONDS)
             for _ in processes
@@ -144,17 +144,18 @@ def _run_shape(
         "errors": errors,
         "first_error": first_error,
         "puts_per_second": round(puts / seconds, 1),
-        "emulator_cores": round(emulator_cpu / seconds, 2),
+        "emulator_cores": cores["emulator"],
         "client_cores": round(client_cpu / seconds, 2),
+        "machine_busy_cores": cores["machine"],
         "client_cpu_ms_per_put": round(client_cpu / puts * 1000, 3) if puts else None,
     }
 
 
-def _sample_over(pid: int, start: float, end: float) -> float:
+def _sample_over(pid: int, start: float, end: float) -> dict[str, float]:
     _sleep_until(start)
-    before = process_cpu_seconds(pid)
+    before = cpu_snapshot({"emulator": pid})
     _sleep_until(end)
-    return process_cpu_seconds(pid) - before
+    return cores_used(before, cpu_snapshot({"emulator": pid}), end - start)
 
 
 def _sleep_until(moment: float) -> None:
