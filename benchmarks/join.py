@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -95,7 +96,10 @@ def measure_join(
         go.set()
         arrivals_end = start + fans / rate
         emulator = {"emulator": emulator_pid}
-        emulator_tree = {"emulator_and_lambda_workers": emulator_pid}
+        emulator_tree = {
+            "emulator_and_lambda_workers": emulator_pid,
+            "benchmark": os.getpid(),
+        }
         cpu_before = cpu_snapshot(emulator, emulator_tree)
         sweeper = _Sweeper(endpoint_url, queue_table)
         sweeper.run(records, fans, deadline=arrivals_end + DRAIN_TIMEOUT_SECONDS)
@@ -172,6 +176,13 @@ def _report(
         )
         if joined
         else None,
+        # The join processes exit before the last sample, so add their CPU.
+        "other_cores_estimate": round(
+            cores["machine"]
+            - cores["benchmark"]
+            - sweeper.client_cpu_seconds / elapsed,
+            2,
+        ),
         "numbered_per_second_timeline": [
             timeline.get(second, 0) for second in range(max(timeline, default=-1) + 1)
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -55,6 +56,28 @@ def cores_used(
 ) -> dict[str, float]:
     """Return the cores each entry of two snapshots used on average in between."""
     return {name: round((after[name] - before[name]) / seconds, 2) for name in before}
+
+
+def busy_cores(seconds: float) -> float:
+    """Sample the machine's busy cores, averaged over ``seconds``."""
+    before = machine_busy_seconds()
+    time.sleep(seconds)
+    return (machine_busy_seconds() - before) / seconds
+
+
+def wait_for_quiet(
+    max_wait_seconds: float, busy_limit_cores: float, sample_seconds: float = 2.0
+) -> float:
+    """Wait until the machine's busy cores drop to the limit, or give up.
+
+    Returns the last sample. Other work on a shared machine distorts every
+    figure, so each phase starts once the machine is quiet, when it can.
+    """
+    deadline = time.monotonic() + max_wait_seconds
+    while True:
+        busy = busy_cores(sample_seconds)
+        if busy <= busy_limit_cores or time.monotonic() >= deadline:
+            return round(busy, 2)
 
 
 def machine_busy_seconds() -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import uuid
@@ -147,15 +148,17 @@ def _run_shape(
         "emulator_cores": cores["emulator"],
         "client_cores": round(client_cpu / seconds, 2),
         "machine_busy_cores": cores["machine"],
+        "other_cores_estimate": round(cores["machine"] - cores["benchmark"], 2),
         "client_cpu_ms_per_put": round(client_cpu / puts * 1000, 3) if puts else None,
     }
 
 
 def _sample_over(pid: int, start: float, end: float) -> dict[str, float]:
     _sleep_until(start)
-    before = cpu_snapshot({"emulator": pid})
+    ours = {"benchmark": os.getpid()}
+    before = cpu_snapshot({"emulator": pid}, ours)
     _sleep_until(end)
-    return cores_used(before, cpu_snapshot({"emulator": pid}), end - start)
+    return cores_used(before, cpu_snapshot({"emulator": pid}, ours), end - start)
 
 
 def _sleep_until(moment: float) -> None:

@@ -33,7 +33,7 @@ if __package__ in (None, ""):
 
 from benchmarks.admissions import DEFAULT_WINDOWS, measure_admissions
 from benchmarks.join import measure_join
-from benchmarks.machine import load_average, machine_facts
+from benchmarks.machine import load_average, machine_facts, wait_for_quiet
 from benchmarks.putitem import measure_putitem
 from system import embedded, provision
 from system.embedded import EmbeddedState
@@ -49,6 +49,11 @@ JOIN_RATE_FRACTION = 0.5  # of the raw PutItem/s
 # Targets the figures are checked against.
 JOIN_P99_TARGET_SECONDS = 1.0
 LINE_RATIO_TARGET = 0.95
+# The join phase runs again at this fraction of its rate, for comparison.
+DEFAULT_COMPARISON_FRACTION = 0.125
+# A phase starts once other processes leave the machine at most this busy.
+QUIET_BUSY_CORES = 0.5
+DEFAULT_QUIET_WAIT_SECONDS = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "measured in phase 1; required with --skip-putitem)",
     )
     parser.add_argument(
+        "--comparison-fraction",
+        type=_positive_float,
+        default=DEFAULT_COMPARISON_FRACTION,
+        help="run the join phase a second time at this fraction of its rate, "
+        "with this fraction of its fans, over the same time "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--windows",
         type=_positive_int,
         default=DEFAULT_WINDOWS,
@@ -106,7 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the stacks' state and logs (default: a temporary "
         "folder, removed at the end)",
     )
-    for phase in ("putitem", "join", "admissions"):
+    parser.add_argument(
+        "--quiet-wait-seconds",
+        type=float,
+        default=DEFAULT_QUIET_WAIT_SECONDS,
+        help="before each phase, wait up to this many seconds for the machine "
+        f"to be at most {QUIET_BUSY_CORES} cores busy; 0 starts at once "
+        "(default: %(default)s)",
+    )
+    for phase in ("putitem", "join", "join-comparison", "admissions"):
         parser.add_argument(
             f"--skip-{phase}", action="store_true", help=f"skip the {phase} phase"
         )
@@ -145,23 +166,22 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     }
     join_rate = args.join_rate
     if not args.skip_putitem:
+        quiet = _wait_for_quiet(args)
         with embedded_stack(work_dir, "putitem", services=False) as state:
             results["putitem"] = measure_putitem(
                 state.endpoint_url,
                 state.pids["ministack"],
                 seconds=args.duration_seconds,
             )
+        results["putitem"]["machine_busy_cores_at_start"] = quiet
         if join_rate is None:
             join_rate = results["putitem"]["best_puts_per_second"] * JOIN_RATE_FRACTION
     if not args.skip_join:
-        results["join"] = _join_phase(work_dir, args.fans, float(join_rate))
-        results["join"]["target_p99_seconds"] = JOIN_P99_TARGET_SECONDS
-        p99 = results["join"]["join_to_number"]["p99_seconds"]
-        results["join"]["target_met"] = (
-            p99 is not None
-            and p99 <= JOIN_P99_TARGET_SECONDS
-            and results["join"]["not_numbered"] == 0
-        )
+        results["join"] = _join_phase(work_dir, args, args.fans, float(join_rate))
+    if not args.skip_join_comparison and not args.skip_join:
+        rate = float(join_rate) * args.comparison_fraction
+        fans = max(1, round(args.fans * args.comparison_fraction))
+        results["join_comparison"] = _join_phase(work_dir, args, fans, rate)
     if not args.skip_admissions:
         results["admissions"] = _admissions_phase(work_dir, args)
     results["load_average_at_end"] = load_average()
@@ -169,14 +189,17 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     return results
 
 
-def _join_phase(work_dir: Path, fans: int, rate: float) -> dict[str, Any]:
+def _join_phase(
+    work_dir: Path, args: argparse.Namespace, fans: int, rate: float
+) -> dict[str, Any]:
+    quiet = _wait_for_quiet(args)
     # Only the join path runs: MiniStack with the forwarder Lambda. The window
     # processor and the ticketing service stay down, so they take no CPU.
-    with embedded_stack(work_dir, "join", services=False) as state:
+    with embedded_stack(work_dir, f"join-{rate:.0f}", services=False) as state:
         resources = embedded.resources(state)
         sale = SaleConfig(sale_id="bench-join", stock=fans, window_count=1)
         provision.configure_sale(state.settings, resources, sale)
-        return measure_join(
+        result = measure_join(
             state.endpoint_url,
             state.pids["ministack"],
             identity_pool_id=resources.identity_pool_id,
@@ -185,12 +208,28 @@ def _join_phase(work_dir: Path, fans: int, rate: float) -> dict[str, Any]:
             fans=fans,
             rate=rate,
         )
+    result["machine_busy_cores_at_start"] = quiet
+    p99 = result["join_to_number"]["p99_seconds"]
+    result["target_p99_seconds"] = JOIN_P99_TARGET_SECONDS
+    result["target_met"] = (
+        p99 is not None
+        and p99 <= JOIN_P99_TARGET_SECONDS
+        and result["not_numbered"] == 0
+    )
+    logger.info(
+        "Join → number at %.0f fans/s: %s fans/s through, p99 %s s",
+        rate,
+        result["fans_per_second_through"],
+        p99,
+    )
+    return result
 
 
 def _admissions_phase(work_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     # Each line length gets a fresh MiniStack, so both start from the same state.
     runs = {}
     for label, waiting in (("short", args.short_line), ("long", args.long_line)):
+        quiet = _wait_for_quiet(args)
         with embedded_stack(work_dir, f"admissions-{label}", services=False) as state:
             runs[label] = measure_admissions(
                 state,
@@ -199,6 +238,7 @@ def _admissions_phase(work_dir: Path, args: argparse.Namespace) -> dict[str, Any
                 windows=args.windows,
                 seconds=args.duration_seconds,
             )
+        runs[label]["machine_busy_cores_at_start"] = quiet
         logger.info(
             "Admissions with %d waiting: %.1f/s",
             waiting,
@@ -208,7 +248,7 @@ def _admissions_phase(work_dir: Path, args: argparse.Namespace) -> dict[str, Any
     ratio = runs["long"]["admissions_per_second"] / short_rate if short_rate else None
     return {
         "method": "line pumped with BatchWriteItem + SendMessageBatch and topped "
-        "up every 0.25 s; windows turn over by the processor's 1 s claim-timeout "
+        "up when 5% short; windows turn over by the processor's 1 s claim-timeout "
         "reclaim; admissions counted from the fans' admitted_at",
         "short": runs["short"],
         "long": runs["long"],
@@ -229,6 +269,12 @@ def embedded_stack(
     finally:
         stopped = embedded.stop(state)
         logger.info("Stopped %s", ", ".join(stopped) or "nothing")
+
+
+def _wait_for_quiet(args: argparse.Namespace) -> float:
+    busy = wait_for_quiet(args.quiet_wait_seconds, QUIET_BUSY_CORES)
+    logger.info("Machine busy at %.2f cores before the phase", busy)
+    return busy
 
 
 def _command() -> str:
