@@ -21,7 +21,7 @@ spike: install
 lint: install
 	$(BIN)/ruff check system loadtests synthetic monitors benchmarks tests
 	$(BIN)/ruff format --check system loadtests synthetic monitors benchmarks tests
-	$(BIN)/cfn-lint system/template.yaml
+	$(BIN)/cfn-lint system/template.yaml system/deploy/shared.yaml
 
 typecheck: install
 	$(BIN)/mypy
