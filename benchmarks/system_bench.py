@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from system.sale import SaleConfig
 logger = logging.getLogger("benchmarks.system_bench")
 
 DEFAULT_FANS = 6000
-DEFAULT_DURATION_SECONDS = 8.0
+DEFAULT_DURATION_SECONDS = 10.0
 DEFAULT_SHORT_LINE = 1000
 DEFAULT_LONG_LINE = 20000
 JOIN_RATE_FRACTION = 0.5  # of the raw PutItem/s
@@ -111,13 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="fans waiting in the second admissions measurement (default: %(default)s)",
     )
     parser.add_argument(
-        "--output", type=Path, help="write every figure to this JSON file"
+        "--output",
+        type=Path,
+        help="write every figure to this JSON file (default: print them)",
     )
     parser.add_argument(
         "--work-dir",
         type=Path,
         help="folder for the stacks' state and logs (default: a temporary "
-        "folder, removed at the end)",
+        "folder, removed unless the run fails)",
     )
     parser.add_argument(
         "--quiet-wait-seconds",
@@ -141,19 +144,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.skip_putitem and not args.skip_join and args.join_rate is None:
         build_parser().error("--skip-putitem needs --join-rate for the join phase.")
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    with contextlib.ExitStack() as cleanup:
-        if args.work_dir is None:
-            work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
-        else:
-            work_dir = args.work_dir
-            work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
         results = run(args, work_dir)
-    print(json.dumps(results, indent=2))
+    except BaseException:
+        logger.error("The benchmark failed; the stacks' logs are in %s", work_dir)
+        raise
+    if args.work_dir is None:
+        shutil.rmtree(work_dir, ignore_errors=True)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2) + "\n")
         logger.info("Wrote %s", args.output)
+    else:
+        print(json.dumps(results, indent=2))
+    print("\n".join(summary_lines(results)))
     return 0
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """Return the headline figures of a run as lines of text."""
+    lines = [f"Command: {results['command']}"]
+    if "putitem" in results:
+        putitem = results["putitem"]
+        lines.append(
+            f"Raw PutItem/s: {putitem['best_puts_per_second']:.0f} "
+            f"(writers {putitem['best_shape']})"
+        )
+    for key in ("join", "join_comparison"):
+        if key in results:
+            join = results[key]
+            latency = join["join_to_number"]
+            lines.append(
+                f"Join → number at {join['offered_fans_per_second']:.0f} fans/s "
+                f"offered: {join['fans_per_second_through']} fans/s through, "
+                f"p50 {latency['p50_seconds']} s, p99 {latency['p99_seconds']} s, "
+                f"{join['not_numbered']} not numbered; p99 ≤ "
+                f"{join['target_p99_seconds']} s met: {join['target_met']}"
+            )
+    if "admissions" in results:
+        admissions = results["admissions"]
+        for key in ("short", "long"):
+            run = admissions[key]
+            lines.append(
+                f"Admissions/s with {run['waiting_target']} waiting: "
+                f"{run['admissions_per_second']}"
+            )
+        lines.append(
+            f"Long/short ratio: {admissions['long_to_short_ratio']} (target ≥ "
+            f"{admissions['target_ratio']}, met: {admissions['target_met']})"
+        )
+    return lines
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
