@@ -290,7 +290,7 @@ def _admissions_phase(work_dir: Path, args: argparse.Namespace) -> dict[str, Any
     ratio = runs["long"]["admissions_per_second"] / short_rate if short_rate else None
     return {
         "method": "line pumped with BatchWriteItem + SendMessageBatch and topped "
-        "up when 5% short; windows turn over by the processor's 1 s claim-timeout "
+        "up when 15% short; windows turn over by the processor's 1 s claim-timeout "
         "reclaim; admissions counted from the fans' admitted_at",
         "short": runs["short"],
         "long": runs["long"],
