@@ -1,6 +1,6 @@
 """Benchmark the queue system on the embedded stack, all phases in one run.
 
-1. Raw PutItem/s of MiniStack, from parallel raw-HTTP writers.
+1. Raw PutItem/s of MiniStack from parallel raw-HTTP clients, and GetId/s.
 2. Join → queue number: fans join at half that rate; throughput and latency.
 3. Admissions/s of the window processor with a short and a long line.
 
@@ -33,9 +33,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.admissions import DEFAULT_WINDOWS, measure_admissions
+from benchmarks.capacity import measure_capacity
 from benchmarks.join import measure_join
 from benchmarks.machine import load_average, machine_facts, wait_for_quiet
-from benchmarks.putitem import measure_putitem
 from system import embedded, provision
 from system.embedded import EmbeddedState
 from system.sale import SaleConfig
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration-seconds",
         type=_positive_float,
         default=DEFAULT_DURATION_SECONDS,
-        help="measured interval of each PutItem client shape and of each "
+        help="measured interval of each PutItem or GetId client run and of each "
         "admissions measurement, in seconds (default: %(default)s)",
     )
     parser.add_argument(
@@ -170,7 +170,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         putitem = results["putitem"]
         lines.append(
             f"Raw PutItem/s: {putitem['best_puts_per_second']:.0f} "
-            f"(writers {putitem['best_shape']})"
+            f"(clients {putitem['best_shape']}); GetId/s: "
+            f"{putitem['get_id']['calls_per_second']:.0f}"
         )
     for key in ("join", "join_comparison"):
         if key in results:
@@ -210,9 +211,10 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     if not args.skip_putitem:
         quiet = _wait_for_quiet(args)
         with embedded_stack(work_dir, "putitem", services=False) as state:
-            results["putitem"] = measure_putitem(
+            results["putitem"] = measure_capacity(
                 state.endpoint_url,
                 state.pids["ministack"],
+                identity_pool_id=embedded.resources(state).identity_pool_id,
                 seconds=args.duration_seconds,
             )
         results["putitem"]["machine_busy_cores_at_start"] = quiet

@@ -1,10 +1,11 @@
-"""Raw PutItem/s of the emulator: parallel raw-HTTP writers on a scratch table.
+"""Raw capacity of the emulator: parallel raw-HTTP clients, one call type each.
 
-Each client shape runs some writer processes, each with some threads, and
-each thread has its own keep-alive connection. Writes are counted only in a
-measured interval after a warm-up, and the CPU time of the clients and of the
-emulator is sampled over that interval, so the figures show which side ran
-out of CPU.
+PutItem/s is measured on a scratch table. Each client shape runs some client
+processes, each with some threads, and each thread has its own keep-alive
+connection. Calls are counted only in a measured interval after a warm-up,
+and the CPU time of the clients and of the emulator is sampled over that
+interval, so the figures show which side ran out of CPU. The best shape then
+runs Cognito GetId, the other call of a fan's join, for comparison.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from typing import Any
 
 from benchmarks.awsjson import AwsJsonClient, AwsJsonError
 from benchmarks.machine import cores_used, cpu_snapshot
+from system import schema
 
 logger = logging.getLogger(__name__)
 
 WARMUP_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 30
-# Writers stop on their own at the end of the interval; this is the slack
+# Clients stop on their own at the end of the interval; this is the slack
 # for the last call in flight and the result message.
 FINISH_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class ClientShape:
-    """How many writer processes, and connections (threads) in each."""
+    """How many client processes, and connections (threads) in each."""
 
     processes: int
     connections: int
@@ -61,41 +63,39 @@ def create_scratch_table(endpoint_url: str) -> str:
     return name
 
 
-def measure_putitem(
+def measure_capacity(
     endpoint_url: str,
     emulator_pid: int,
     *,
+    identity_pool_id: str,
     seconds: float,
     shapes: tuple[ClientShape, ...] = DEFAULT_SHAPES,
 ) -> dict[str, Any]:
-    """Run each client shape for ``seconds``; return every run and the best."""
-    table = create_scratch_table(endpoint_url)
-    runs = []
-    for shape in shapes:
-        run = _run_shape(endpoint_url, table, shape, seconds, emulator_pid)
-        logger.info(
-            "PutItem with %s writers: %.0f/s, emulator %.2f cores, clients %.2f cores",
-            shape.label(),
-            run["puts_per_second"],
-            run["emulator_cores"],
-            run["client_cores"],
-        )
-        runs.append(run)
-    best = max(runs, key=lambda run: float(run["puts_per_second"]))
+    """Run PutItem with each client shape, then GetId with the best one."""
+    put_item = {"operation": "PutItem", "table": create_scratch_table(endpoint_url)}
+    runs = [
+        _run_shape(endpoint_url, put_item, shape, seconds, emulator_pid)
+        for shape in shapes
+    ]
+    best = max(runs, key=lambda run: float(run["calls_per_second"]))
+    get_id = {"operation": "GetId", "identity_pool_id": identity_pool_id}
+    best_shape = ClientShape(best["processes"], best["connections_per_process"])
+    get_id_run = _run_shape(endpoint_url, get_id, best_shape, seconds, emulator_pid)
     return {
         "client": "raw HTTP (AWS JSON protocol, http.client keep-alive), "
         "one connection per thread",
         "table": "scratch table without a stream, 4 attributes per item",
         "measured_seconds_per_shape": seconds,
         "runs": runs,
-        "best_puts_per_second": best["puts_per_second"],
+        "best_puts_per_second": best["calls_per_second"],
         "best_shape": best["shape"],
+        "get_id": get_id_run,
     }
 
 
 def _run_shape(
     endpoint_url: str,
-    table: str,
+    target: dict[str, str],
     shape: ClientShape,
     seconds: float,
     emulator_pid: int,
@@ -107,8 +107,8 @@ def _run_shape(
     window = context.Array("d", 2)
     processes = [
         context.Process(
-            target=_writer_process,
-            args=(endpoint_url, table, index, shape.connections),
+            target=_client_process,
+            args=(endpoint_url, target, index, shape.connections),
             kwargs={"ready": ready, "results": results, "go": go, "window": window},
             daemon=True,
         )
@@ -133,24 +133,38 @@ def _run_shape(
             if process.is_alive():
                 process.kill()
                 process.join()
-    puts = sum(int(report["puts"]) for report in reports)
+    calls = sum(int(report["calls"]) for report in reports)
     errors = sum(int(report["errors"]) for report in reports)
     client_cpu = sum(float(report["cpu_seconds"]) for report in reports)
     first_error = next((r["first_error"] for r in reports if r["first_error"]), None)
+    logger.info(
+        "%s with %s clients: %.0f/s, emulator %.2f cores, clients %.2f cores",
+        target["operation"],
+        shape.label(),
+        calls / seconds,
+        cores["emulator"],
+        client_cpu / seconds,
+    )
     return {
+        "operation": target["operation"],
         "shape": shape.label(),
         "processes": shape.processes,
         "connections_per_process": shape.connections,
-        "puts": puts,
+        "calls": calls,
         "errors": errors,
         "first_error": first_error,
-        "puts_per_second": round(puts / seconds, 1),
+        "calls_per_second": round(calls / seconds, 1),
         "emulator_cores": cores["emulator"],
         "client_cores": round(client_cpu / seconds, 2),
         "machine_busy_cores": cores["machine"],
         "other_cores_estimate": round(cores["machine"] - cores["benchmark"], 2),
-        "client_cpu_ms_per_put": round(client_cpu / puts * 1000, 3) if puts else None,
+        "emulator_cpu_ms_per_call": _per_call(cores["emulator"], seconds, calls),
+        "client_cpu_ms_per_call": _per_call(client_cpu / seconds, seconds, calls),
     }
+
+
+def _per_call(cores: float, seconds: float, calls: int) -> float | None:
+    return round(cores * seconds / calls * 1000, 3) if calls else None
 
 
 def _sample_over(pid: int, start: float, end: float) -> dict[str, float]:
@@ -167,9 +181,9 @@ def _sleep_until(moment: float) -> None:
         time.sleep(delay)
 
 
-def _writer_process(
+def _client_process(
     endpoint_url: str,
-    table: str,
+    target: dict[str, str],
     index: int,
     connections: int,
     *,
@@ -178,15 +192,16 @@ def _writer_process(
     go: Any,
     window: Any,
 ) -> None:
-    clients = [AwsJsonClient(endpoint_url, "dynamodb") for _ in range(connections)]
+    service = "dynamodb" if target["operation"] == "PutItem" else "cognito-identity"
+    clients = [AwsJsonClient(endpoint_url, service) for _ in range(connections)]
     ready.put(index)
     go.wait()
     start, end = window[0], window[1]
     counters = [_Counter() for _ in clients]
     threads = [
         threading.Thread(
-            target=_write_until,
-            args=(client, table, f"p{index}-t{number}", start, end, counter),
+            target=_call_until,
+            args=(client, target, f"p{index}-t{number}", start, end, counter),
             daemon=True,
         )
         for number, (client, counter) in enumerate(zip(clients, counters, strict=True))
@@ -201,7 +216,7 @@ def _writer_process(
         thread.join()
     results.put(
         {
-            "puts": sum(counter.puts for counter in counters),
+            "calls": sum(counter.calls for counter in counters),
             "errors": sum(counter.errors for counter in counters),
             "first_error": next(
                 (c.first_error for c in counters if c.first_error), None
@@ -213,14 +228,14 @@ def _writer_process(
 
 @dataclass
 class _Counter:
-    puts: int = 0
+    calls: int = 0
     errors: int = 0
     first_error: str | None = None
 
 
-def _write_until(
+def _call_until(
     client: AwsJsonClient,
-    table: str,
+    target: dict[str, str],
     prefix: str,
     start: float,
     end: float,
@@ -229,14 +244,8 @@ def _write_until(
     sequence = 0
     while True:
         sequence += 1
-        item = {
-            "fan_id": {"S": f"{prefix}-{sequence}"},
-            "sale_id": {"S": "scratch"},
-            "client_time": {"N": str(int(time.time() * 1000))},
-            "synthetic": {"BOOL": True},
-        }
         try:
-            client.call("PutItem", {"TableName": table, "Item": item})
+            client.call(target["operation"], _payload(target, f"{prefix}-{sequence}"))
             failed = False
         except AwsJsonError as exc:
             failed = True
@@ -248,5 +257,17 @@ def _write_until(
             if failed:
                 counter.errors += 1
             else:
-                counter.puts += 1
+                counter.calls += 1
     client.close()
+
+
+def _payload(target: dict[str, str], key: str) -> dict[str, Any]:
+    if target["operation"] == "GetId":
+        return {"IdentityPoolId": target["identity_pool_id"]}
+    item = {
+        schema.FAN_ID: {"S": key},
+        schema.SALE_ID: {"S": "scratch"},
+        schema.CLIENT_TIME: {"N": str(int(time.time() * 1000))},
+        schema.SYNTHETIC: {"BOOL": True},
+    }
+    return {"TableName": target["table"], "Item": item}
