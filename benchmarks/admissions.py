@@ -197,7 +197,7 @@ def _measure_interval(
 
 
 class _LineKeeper(threading.Thread):
-    """Tops the line up to its target and samples the sale's counters."""
+    """Thread that tops the line up to its target and samples the sale's counters."""
 
     def __init__(
         self,
@@ -220,7 +220,7 @@ class _LineKeeper(threading.Thread):
         self.error: BaseException | None = None
 
     def wait_for_first_admission(self, timeout: float) -> None:
-        """Return once the processor has admitted a fan; raise after ``timeout``."""
+        """Wait until the processor has admitted a fan, or raise after ``timeout``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._read_counters()[0] > 0:
@@ -244,7 +244,7 @@ class _LineKeeper(threading.Thread):
             self.error = exc
 
     def stop(self) -> None:
-        """Stop topping up; raise what the thread failed with, if anything."""
+        """Stop topping up, and raise the error the thread failed with, if any."""
         self._stopping.set()
         if self.is_alive():
             self.join()

@@ -1,11 +1,12 @@
 """A minimal AWS JSON-protocol client over one keep-alive HTTP connection.
 
-A boto3 client spends about 0.7 ms of CPU per call, so a few boto3 threads
-saturate a core before MiniStack does. This client sends the same JSON bodies
-with a fixed, unsigned ``Authorization`` header for about 0.13 ms of CPU per
-call. MiniStack routes a request by its ``X-Amz-Target`` header and checks
-signatures only when started with ``AUTH=true`` (MiniStack 1.5.33), so this
-client works against the embedded stack and never against AWS.
+A boto3 client spent about 1.0 ms of CPU per PutItem on the 2-core machine
+of docs/benchmarks.md, so a few boto3 threads fill a core before MiniStack
+does. This client sends the same JSON bodies with a fixed, unsigned
+``Authorization`` header for about 0.2 ms of CPU per call. MiniStack routes
+a request by its ``X-Amz-Target`` header and checks signatures only when
+started with ``AUTH=true`` (MiniStack 1.5.33), so this client works against
+the embedded stack and never against AWS.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 WARMUP_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 30
-# Clients stop on their own at the end of the interval; this is the slack
+# Clients stop on their own at the end of the interval. This is the slack
 # for the last call in flight and the result message.
 FINISH_TIMEOUT_SECONDS = 30
 
@@ -47,7 +47,7 @@ DEFAULT_SHAPES = (ClientShape(1, 4), ClientShape(2, 4), ClientShape(3, 6))
 
 
 def create_scratch_table(endpoint_url: str) -> str:
-    """Create a table like the queue table, without a stream; return its name."""
+    """Create a table like the queue table but without a stream, and return its name."""
     name = f"bench-scratch-{uuid.uuid4().hex[:8]}"
     client = AwsJsonClient(endpoint_url, "dynamodb")
     client.call(

@@ -4,10 +4,10 @@ Fans arrive on a fixed schedule (an open model: a fan joins at its time
 whether or not earlier joins have finished), each with a Cognito GetId and a
 conditional PutItem, the browser's two calls. A sweeper in the parent process
 reads the fans still waiting for a number with consistent BatchGetItem calls
-of up to 100 keys, oldest first, every ``SWEEP_INTERVAL_SECONDS``. It stops a
-sweep at the first batch in which no fan was numbered yet, because the
-forwarder numbers fans in stream order, so polling costs the emulator about
-one call per 100 numbered fans plus one per sweep, whatever the backlog.
+of up to 100 keys, oldest first, every ``SWEEP_INTERVAL_SECONDS``. The
+forwarder numbers fans in stream order, so a sweep stops at the first batch
+in which no fan was numbered yet. Polling then costs the emulator about one
+call per 100 numbered fans plus one per sweep, whatever the backlog.
 
 A fan's latency runs from its scheduled join time to the end of the sweep
 call that first saw its queue number, so it includes any lag of the client
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 JOIN_PROCESSES = 2
 JOIN_THREADS_PER_PROCESS = 32
 SWEEP_INTERVAL_SECONDS = 0.1
-SWEEP_BATCH_KEYS = 100  # the most keys one BatchGetItem accepts
+SWEEP_BATCH_KEYS = 100  # the maximum keys of one BatchGetItem
 SWEEP_MAX_KEYS = 3000
 START_DELAY_SECONDS = 1.0
 READY_TIMEOUT_SECONDS = 30
@@ -63,7 +63,7 @@ def measure_join(
     fans: int,
     rate: float,
 ) -> dict[str, Any]:
-    """Join ``fans`` fans at ``rate`` per second; return throughput and latency."""
+    """Join ``fans`` fans at ``rate`` per second and return throughput and latency."""
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
     records = context.Queue()
@@ -190,7 +190,7 @@ def _report(
 
 
 class _Sweeper:
-    """Collects joined fans and polls their items until each has a number."""
+    """Collector of joined fans that polls their items until each has a number."""
 
     def __init__(self, endpoint_url: str, queue_table: str):
         self._client = AwsJsonClient(endpoint_url, "dynamodb")
@@ -223,7 +223,7 @@ class _Sweeper:
             time.sleep(SWEEP_INTERVAL_SECONDS)
 
     def _collect(self, records: Any) -> int:
-        """Take the records waiting on the queue; return how many fans they end."""
+        """Take the records waiting on the queue and return how many joins ended."""
         count = 0
         while True:
             try:

@@ -1,10 +1,10 @@
 """Pump a sale's line: numbered, waiting fans and their work messages.
 
-This stands in for the join and forward steps, so the window processor can
-be measured alone: fans are numbered with one counter update per chunk, as
-the forwarder numbers them, written as waiting with BatchWriteItem, and
-their work messages are sent to the FIFO work queue with SendMessageBatch,
-in queue-number order. Nothing but the processor's own work follows.
+The pump replaces the join and forward steps, so the window processor can be
+measured alone. Fans are numbered with one counter update per chunk, as the
+forwarder numbers them, and written as waiting with BatchWriteItem. Their
+work messages then go to the FIFO work queue with SendMessageBatch, in
+queue-number order. Nothing but the processor's own work follows.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 from benchmarks.awsjson import AwsJsonClient
 from system import schema
 
-WRITE_BATCH_ITEMS = 25  # the most items one BatchWriteItem accepts
-SEND_BATCH_MESSAGES = 10  # the most entries one SendMessageBatch accepts
+WRITE_BATCH_ITEMS = 25  # the maximum items of one BatchWriteItem
+SEND_BATCH_MESSAGES = 10  # the maximum entries of one SendMessageBatch
 CHUNK_FANS = 1000
 WRITER_THREADS = 4
 UNPROCESSED_RETRIES = 10

@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print a summary; return the exit code."""
+    """Run the benchmark, print a summary and return the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     if args.skip_putitem and not args.skip_join and args.join_rate is None:
@@ -200,7 +200,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
-    """Run the phases the arguments select; return every figure."""
+    """Run the phases the arguments select and return every figure."""
     started = time.time()
     results: dict[str, Any] = {
         "command": _command(),
@@ -306,7 +306,7 @@ def _admissions_phase(work_dir: Path, args: argparse.Namespace) -> dict[str, Any
 def embedded_stack(
     work_dir: Path, name: str, *, services: bool
 ) -> Iterator[EmbeddedState]:
-    """Start a fresh embedded stack in ``work_dir/name``; stop it by PID after."""
+    """Start a fresh embedded stack in ``work_dir/name`` and stop it by PID after."""
     state = embedded.up(home=work_dir / name, services=services)
     try:
         yield state
