@@ -297,10 +297,10 @@ class Processor:
 
     # Messages
 
-    # NOTE: every receive counts towards the work queue's maxReceiveCount (5 in
-    # template.yaml), and each processor start receives the held heads again.
-    # A head held across five restarts, say of a sale not on sale yet, moves
-    # to the dead-letter queue while its fan is still waiting.
+    # NOTE: every receive counts towards the work queue's maxReceiveCount (50
+    # in template.yaml), and each processor start receives the held heads
+    # again. A head held across fifty restarts, say of a sale not on sale yet,
+    # moves to the dead-letter queue while its fan is still waiting.
     def _receive(self) -> bool:
         held = sum(len(line.held) for line in self._lines.values())
         wanting = [line for line in self._lines.values() if not line.held]
@@ -368,7 +368,7 @@ class Processor:
             if not free:
                 break
             outcome = self._admit_to_free_window(line, message, free, now)
-            if outcome is Outcome.ADMITTED or outcome is Outcome.DUPLICATE:
+            if outcome in (Outcome.ADMITTED, Outcome.DUPLICATE, Outcome.FAN_GONE):
                 handled.append(message)
             elif outcome is Outcome.NOT_NUMBERED:
                 self._retry_later(line, message)
@@ -405,6 +405,12 @@ class Processor:
                 "Fan %s is not waiting with number %d; dropping message %s",
                 message.fan_id,
                 message.queue_number,
+                message.message_id,
+            )
+        elif outcome is Outcome.FAN_GONE:
+            logger.info(
+                "Fan %s of work message %s no longer exists; dropping the message",
+                message.fan_id,
                 message.message_id,
             )
         elif outcome in (Outcome.WINDOW_TAKEN, Outcome.CONFLICT):
