@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadtests.arrivals import TOUR_2022_DEFAULT_INVITED
 from loadtests.plan import (
     DEFAULT_MIX,
     PRESALE,
@@ -155,7 +156,7 @@ def _add_crowd_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--invited",
         type=int,
-        default=7500,
+        default=TOUR_2022_DEFAULT_INVITED,
         metavar="N",
         help="tour-2022 only: fans invited to the pre-sale, of whom 40 %% show up "
         "(default: %(default)s)",

@@ -245,6 +245,9 @@ class Crowd:
                 gevent.sleep(delay)
             self.arrival_lags.append(max(time.time() - due, 0.0))
             fan = Fan(arrival, due)
+            fan.clock_offset = self.rng.uniform(
+                -fans.CLOCK_SKEW_SECONDS, fans.CLOCK_SKEW_SECONDS
+            )
             self.fans.append(fan)
             self.counters["arrived"] += 1
             if arrival.behaviour == BOT:
@@ -332,6 +335,8 @@ class Crowd:
 
 STEPS: dict[int, Callable[[Crowd, Fan, float], None]] = {
     fans.ARRIVE: fans.arrive,
+    fans.COUNTDOWN: fans.countdown,
+    fans.QUEUE_PAGE: fans.queue_page,
     fans.POLL: fans.poll,
     fans.REFRESH: fans.refresh,
     fans.PURCHASE: fans.purchase,
@@ -342,7 +347,7 @@ STEPS: dict[int, Callable[[Crowd, Fan, float], None]] = {
 def _unfinished_outcome(fan: Fan) -> str:
     if fan.arrival.behaviour == BOT:
         return fans.BOT_DENIED if fan.bot_tries else fans.BOT_IDLE
-    return fans.UNRESOLVED
+    return fans.UNRESOLVED if fan.joined_at is not None else fans.JOIN_FAILED
 
 
 def _summary(values: list[float]) -> dict[str, float]:

@@ -49,12 +49,24 @@ BOT_IDLE = "bot_idle"  # found no URL to guess at or token to replay
 RESOLVED = frozenset({PURCHASED, SOLD_OUT, WINDOW_CLOSED, EXPIRED})
 
 # Step kinds in the crowd's timer heap.
-ARRIVE, POLL, REFRESH, PURCHASE, BOT_TRY = range(5)
+ARRIVE, COUNTDOWN, QUEUE_PAGE, POLL, REFRESH, PURCHASE, BOT_TRY = range(7)
 
 BOT_ATTEMPTS = 3
 BOT_RETRY_SECONDS = 2.0
 BOT_WAIT_ATTEMPTS = 30  # waits for a URL or token before a bot gives up
 PURCHASE_ATTEMPTS = 3
+CONDITION_FAILED = "ConditionalCheckFailedException"
+# The pages' rules (system/web/src): after a failed call a page backs off,
+# doubling from 1 s up to 30 s with half of it jittered, and tries again;
+# the countdown page reads the sale again about once a minute and checks its
+# clock four times a second.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+SALE_RECHECK_SECONDS = 60.0
+COUNTDOWN_TICK_SECONDS = 0.25
+# Fans' clocks differ: each fan's clock is off by up to this much either way
+# (an assumption of the simulation, not a measured figure).
+CLOCK_SKEW_SECONDS = 0.5
 # Statuses that reject a bot, as they should.
 BOT_EXPECTED_STATUSES = (400, 401, 403, 404, 409, 422)
 TOKEN_ISSUER = "boxoffice-windows"
@@ -70,17 +82,21 @@ class Fan:
         "bot_tries",
         "bought",
         "buy_ms",
+        "clock_offset",
         "credentials",
         "double_buy",
         "due_at",
         "error",
+        "failures",
         "fan_id",
         "finished_at",
         "item_body",
         "join_ms",
+        "join_started",
         "joined_at",
         "number_before_refresh",
         "numbered_seen_at",
+        "opens_at",
         "outcome",
         "place_kept",
         "poll_requests",
@@ -99,7 +115,11 @@ class Fan:
         self.credentials: ReadOnlyCredentials | None = None
         self.item_body: bytes | None = None
         self.joined_at: float | None = None
+        self.join_started: float | None = None
         self.join_ms: float | None = None
+        self.opens_at: float | None = None
+        self.clock_offset = 0.0
+        self.failures = 0
         self.queue_number: int | None = None
         self.number_before_refresh: int | None = None
         self.numbered_seen_at: float | None = None
@@ -155,43 +175,111 @@ class Fan:
 
 
 def arrive(crowd: Crowd, fan: Fan, due: float) -> None:
-    """Get an identity and credentials, join the line, and plan the first poll."""
-    fan.arrived_at = time.time()
-    crowd.count(series.ARRIVALS, fan.arrived_at)
+    """Open the sale's page: get an identity and credentials, read the sale.
+
+    The page counts down while the sale is not open and moves to the queue
+    page when it opens, or at once when it is open already.
+    """
+    if fan.arrived_at == 0.0:
+        fan.arrived_at = time.time()
+        crowd.count(series.ARRIVALS, fan.arrived_at)
     if fan.arrival.behaviour == BOT:
         bot_try(crowd, fan, due)
         return
-    identity = crowd.client.call(
-        crowd.client.cognito,
-        "GetId",
-        crowd.get_id_body,
-        name="get_id",
-        due=due,
-    )
-    if not identity.ok:
-        finish(crowd, fan, JOIN_FAILED, identity.error)
-        return
-    fan.fan_id = str(identity.data["IdentityId"])
-    if not _get_credentials(crowd, fan, identity.finished_at):
+    if crowd.past_deadline(due):
         finish(crowd, fan, JOIN_FAILED, fan.error)
         return
-    joined = _put_join_item(crowd, fan, "join", time.time())
-    if not (joined.ok or joined.error == "ConditionalCheckFailedException"):
-        finish(crowd, fan, JOIN_FAILED, joined.error)
+    if fan.fan_id is None:
+        identity = crowd.client.call(
+            crowd.client.cognito, "GetId", crowd.get_id_body, name="get_id", due=due
+        )
+        if not identity.ok:
+            _retry_later(crowd, fan, ARRIVE, identity.error)
+            return
+        fan.fan_id = str(identity.data["IdentityId"])
+        fan.item_body = crowd.client.serialize(
+            crowd.client.dynamodb,
+            "GetItem",
+            {"TableName": crowd.plan.targets.queue_table, "Key": _key(fan.fan_id)},
+        )
+    if not _get_credentials(crowd, fan, time.time()):
+        _retry_later(crowd, fan, ARRIVE, fan.error)
         return
-    fan.joined_at = joined.finished_at
-    fan.join_ms = (joined.finished_at - due) * 1000.0
-    crowd.joined(fan)
-    fan.item_body = crowd.client.serialize(
-        crowd.client.dynamodb,
-        "GetItem",
-        {"TableName": crowd.plan.targets.queue_table, "Key": _key(fan.fan_id)},
-    )
+    sale = _read_sale(crowd, fan, time.time())
+    if not sale.ok:
+        _retry_later(crowd, fan, ARRIVE, sale.error)
+        return
+    fan.failures = 0
+    _leave_countdown_or_wait(crowd, fan, sale.data.get("Item", {}), due)
+
+
+def countdown(crowd: Crowd, fan: Fan, due: float) -> None:
+    """Tick on the countdown page: read the sale again, or go to the line."""
+    if crowd.past_deadline(due):
+        finish(crowd, fan, JOIN_FAILED)
+        return
+    opens_at = fan.opens_at or 0.0
+    if _fan_clock(fan, due) >= opens_at:
+        queue_page(crowd, fan, due)
+        return
+    sale = _read_sale(crowd, fan, due)
+    if not sale.ok:
+        _retry_later(crowd, fan, COUNTDOWN, sale.error)
+        return
+    _leave_countdown_or_wait(crowd, fan, sale.data.get("Item", {}), due)
+
+
+def queue_page(crowd: Crowd, fan: Fan, due: float) -> None:
+    """Load the queue page: credentials, the fan's item and the sale, then join.
+
+    A reload runs this again, and a fan whose item exists keeps its place
+    without writing anything.
+    """
+    if crowd.past_deadline(due):
+        finish(crowd, fan, UNRESOLVED if fan.joined_at else JOIN_FAILED)
+        return
+    if fan.joined_at is None:
+        fan.join_started = fan.join_started or due
+    if not _get_credentials(crowd, fan, due):
+        _retry_later(crowd, fan, QUEUE_PAGE, fan.error)
+        return
+    item_reply, sale_reply = _read_position(crowd, fan, time.time())
+    if not (item_reply.ok and sale_reply.ok):
+        _retry_later(crowd, fan, QUEUE_PAGE, item_reply.error or sale_reply.error)
+        return
+    item = item_reply.data.get("Item")
+    sale = sale_reply.data.get("Item", {})
+    if item:
+        fan.failures = 0
+        _act_on_position(crowd, fan, item, sale, time.time())
+        return
+    where = position({}, sale)
+    if where.sold_out:
+        finish(crowd, fan, SOLD_OUT)
+        return
+    opens_at = _number(sale.get(schema.ON_SALE_AT))
+    if opens_at and _fan_clock(fan, time.time()) < opens_at:
+        fan.opens_at = opens_at
+        crowd.schedule(_countdown_wake(crowd, fan, time.time()), fan, COUNTDOWN)
+        return
+    if fan.refreshed:
+        fan.place_kept = False  # the item was gone: this write takes a new place
+    joined = _put_join_item(crowd, fan, "join", time.time())
+    if not (joined.ok or joined.error == CONDITION_FAILED):
+        _retry_later(crowd, fan, QUEUE_PAGE, joined.error)
+        return
+    fan.failures = 0
+    if fan.joined_at is None:
+        fan.joined_at = joined.finished_at
+        fan.join_ms = (joined.finished_at - (fan.join_started or due)) * 1000.0
+        crowd.joined(fan)
     if fan.arrival.behaviour == SECOND_TAB:
-        # The second tab of the same browser joins again with the same
-        # identity; the conditional write keeps the first item.
+        # The second tab, opened at the same moment, read no item either and
+        # writes too; the conditional write keeps the first item.
         _put_join_item(crowd, fan, "rejoin", time.time())
-    crowd.schedule(fan.joined_at + _first_poll_delay(crowd), fan, POLL)
+    # Right after the join the fan has no number yet, so the page polls at
+    # the shortest interval.
+    crowd.schedule(time.time() + _poll_interval(crowd, 0.0), fan, POLL)
 
 
 def poll(crowd: Crowd, fan: Fan, due: float) -> None:
@@ -208,56 +296,28 @@ def poll(crowd: Crowd, fan: Fan, due: float) -> None:
     assert replies is not None
     item_reply, sale_reply = replies
     fan.polls += 1
-    now = time.time()
     if not (item_reply.ok and sale_reply.ok):
-        fan.error = item_reply.error or sale_reply.error
-        crowd.schedule(now + _poll_interval(crowd, None), fan, POLL)
+        _retry_later(crowd, fan, POLL, item_reply.error or sale_reply.error)
         return
+    fan.failures = 0
     item = item_reply.data.get("Item", {})
     sale = sale_reply.data.get("Item", {})
-    where = position(item, sale)
-    _note_number(crowd, fan, where.queue_number, now)
-    if where.my_turn and where.purchase_url:
-        _admitted(crowd, fan, where.purchase_url, now)
-        return
-    if where.sold_out:
-        finish(crowd, fan, SOLD_OUT)
-        return
-    if where.status in (schema.EXPIRED, schema.PURCHASED):
-        finish(crowd, fan, EXPIRED if where.status == schema.EXPIRED else PURCHASED)
-        return
-    if where.queue_number is not None and where.people_ahead is not None:
-        crowd.sample_position(now, where.queue_number, where.people_ahead)
-    if _leaves_now(fan):
-        finish(crowd, fan, LEFT_WAITING)
-        return
-    if (
-        fan.arrival.behaviour == REFRESHER
-        and fan.polls == fan.arrival.leave_after_polls
-    ):
-        crowd.schedule(now, fan, REFRESH)
-        return
-    wait = where.estimated_wait_seconds
-    crowd.schedule(now + _poll_interval(crowd, wait), fan, POLL)
+    _act_on_position(crowd, fan, item, sale, time.time())
 
 
 def refresh(crowd: Crowd, fan: Fan, due: float) -> None:
-    """Reload the page: new credentials for the same identity, join again, poll."""
+    """Reload the queue page; the fan must keep its place."""
     fan.number_before_refresh = fan.queue_number
     fan.refreshed = True
     crowd.client.forget(fan.credentials)
-    if _get_credentials(crowd, fan, due):
-        rejoined = _put_join_item(crowd, fan, "rejoin", time.time())
-        if rejoined.ok:
-            fan.place_kept = False  # the item was gone: a second place in line
-    poll(crowd, fan, time.time())
+    queue_page(crowd, fan, due)
 
 
 def purchase(crowd: Crowd, fan: Fan, due: float) -> None:
     """Buy the fan's tickets, fewer if fewer are left, once per token."""
     assert fan.purchase_url is not None and fan.fan_id is not None
     base, token = _split_purchase_url(fan.purchase_url)
-    key = secrets.token_hex(8)
+    key = secrets.token_hex(8)  # one key per page load, as the purchase page
     failures = 0
     # Bounded: each pass either ends the visit, lowers the quantity (at most
     # four tickets) or counts a failure (at most PURCHASE_ATTEMPTS).
@@ -280,8 +340,7 @@ def purchase(crowd: Crowd, fan: Fan, due: float) -> None:
             left = reply.data.get("tickets_left")
             fan.quantity = min(fan.quantity - 1, fan.quantity if left is None else left)
             if fan.quantity >= 1:
-                key = secrets.token_hex(8)  # a smaller order is a new request
-                continue
+                continue  # the page keeps its key for the smaller order
         if reply.status == 409:
             finish(crowd, fan, SOLD_OUT, reply.error)
             return
@@ -292,8 +351,8 @@ def purchase(crowd: Crowd, fan: Fan, due: float) -> None:
         if failures >= PURCHASE_ATTEMPTS:
             finish(crowd, fan, PURCHASE_FAILED, reply.error)
             return
-        # No response or a server error: retry with the same key, so a
-        # purchase that did go through is returned instead of made twice.
+        # No response or a server error: the fan presses Buy again, and the
+        # page's key makes a purchase that did go through count once.
         time.sleep(crowd.rng.uniform(0.1, 0.5))
         due = time.time()
 
@@ -363,6 +422,40 @@ def finish(crowd: Crowd, fan: Fan, outcome: str, error: str | None = None) -> No
     crowd.finished(fan, was_waiting)
 
 
+def _act_on_position(
+    crowd: Crowd, fan: Fan, item: dict[str, Any], sale: dict[str, Any], now: float
+) -> None:
+    where = position(item, sale)
+    _note_number(crowd, fan, where.queue_number, now)
+    if where.my_turn and where.purchase_url:
+        _admitted(crowd, fan, where.purchase_url, now)
+        return
+    if where.status == schema.PURCHASED:
+        finish(crowd, fan, PURCHASED)
+        return
+    if where.status == schema.EXPIRED:
+        finish(crowd, fan, EXPIRED)
+        return
+    if where.sold_out:
+        finish(crowd, fan, SOLD_OUT)
+        return
+    if where.queue_number is not None and where.people_ahead is not None:
+        crowd.sample_position(now, where.queue_number, where.people_ahead)
+    if _leaves_now(fan):
+        finish(crowd, fan, LEFT_WAITING)
+        return
+    if (
+        fan.arrival.behaviour == REFRESHER
+        and not fan.refreshed
+        and fan.polls >= fan.arrival.leave_after_polls
+    ):
+        crowd.schedule(now, fan, REFRESH)
+        return
+    # Like the queue page: until numbered, poll at the shortest interval.
+    wait = where.estimated_wait_seconds if where.queue_number is not None else 0.0
+    crowd.schedule(now + _poll_interval(crowd, wait), fan, POLL)
+
+
 def _admitted(crowd: Crowd, fan: Fan, url: str, now: float) -> None:
     fan.admitted_seen_at = now
     fan.purchase_url = url
@@ -370,20 +463,17 @@ def _admitted(crowd: Crowd, fan: Fan, url: str, now: float) -> None:
     if fan.arrival.behaviour == ABANDONER and fan.arrival.variant == NEVER_OPEN:
         finish(crowd, fan, LEFT_AT_WINDOW)
         return
-    base, token = _split_purchase_url(url)
+    base, _ = _split_purchase_url(url)
     if crowd.ticketing_url is None:
         crowd.ticketing_url = base  # bots learn where to aim from real URLs
+    # Opening the purchase page claims the window; the page then posts the
+    # purchase when the fan presses Buy.
     page = crowd.client.http("GET", url, name="page", due=now)
-    if page.status in (403, 404, 409):
+    if page.status in (400, 403, 404, 409):
         finish(crowd, fan, WINDOW_CLOSED, page.error or f"HTTP{page.status}")
         return
-    crowd.client.http(
-        "POST",
-        base + "/api/claim",
-        name="claim",
-        due=time.time(),
-        json_body={"token": token, "fan_id": fan.fan_id},
-    )
+    if fan.arrival.behaviour == SECOND_TAB:
+        crowd.client.http("GET", url, name="page_second_tab", due=time.time())
     think = crowd.plan.checkout_seconds * crowd.rng.uniform(0.5, 1.5)
     crowd.schedule(time.time() + think, fan, PURCHASE)
 
@@ -537,10 +627,57 @@ def _leaves_now(fan: Fan) -> bool:
     )
 
 
-def _first_poll_delay(crowd: Crowd) -> float:
-    # The queue page reads its item right after joining, at the shortest
-    # interval, so the fan sees its number as soon as it has one.
-    return _poll_interval(crowd, 0.0)
+def _retry_later(crowd: Crowd, fan: Fan, step: int, error: str | None) -> None:
+    fan.failures += 1
+    fan.error = error
+    ceiling = min(BACKOFF_BASE_SECONDS * 2 ** (fan.failures - 1), BACKOFF_MAX_SECONDS)
+    delay = ceiling / 2 + crowd.rng.random() * ceiling / 2
+    crowd.schedule(time.time() + delay, fan, step)
+
+
+def _read_sale(crowd: Crowd, fan: Fan, due: float) -> Reply:
+    return crowd.client.call(
+        crowd.client.dynamodb,
+        "GetItem",
+        crowd.sale_body,
+        name="read_sale",
+        due=due,
+        credentials=fan.credentials,
+    )
+
+
+def _leave_countdown_or_wait(
+    crowd: Crowd, fan: Fan, sale: dict[str, Any], due: float
+) -> None:
+    """Go to the queue page if the sale is open by the fan's clock, else count."""
+    if position({}, sale).sold_out:
+        finish(crowd, fan, SOLD_OUT)
+        return
+    fan.opens_at = _number(sale.get(schema.ON_SALE_AT)) or 0.0
+    now = time.time()
+    if _fan_clock(fan, now) >= fan.opens_at:
+        queue_page(crowd, fan, due)
+        return
+    crowd.schedule(_countdown_wake(crowd, fan, now), fan, COUNTDOWN)
+
+
+def _countdown_wake(crowd: Crowd, fan: Fan, now: float) -> float:
+    # The page's clock reaches the opening time at this machine's time...
+    opens = (fan.opens_at or now) - fan.clock_offset
+    # ...and its next tick of the countdown notices it.
+    opens += crowd.rng.uniform(0, COUNTDOWN_TICK_SECONDS)
+    recheck = now + SALE_RECHECK_SECONDS * crowd.rng.uniform(0.8, 1.2)
+    return min(opens, recheck)
+
+
+def _fan_clock(fan: Fan, now: float) -> float:
+    return now + fan.clock_offset
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, dict) and "N" in value:
+        return float(value["N"])
+    return None
 
 
 def _poll_interval(crowd: Crowd, estimated_wait: float | None) -> float:
