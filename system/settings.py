@@ -16,7 +16,7 @@ EMULATOR_SECRET_KEY = "test"
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the stack runs: endpoint, region, profile and stack name.
+    """Location of a stack: endpoint, region, profile and stack name.
 
     The same settings object builds every client, so one code path talks to
     MiniStack on 127.0.0.1 or to the real AWS services.
