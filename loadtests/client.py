@@ -123,7 +123,6 @@ class StackClient:
         session = botocore.session.get_session()
         self.dynamodb = _service(session, "dynamodb", targets)
         self.cognito = _service(session, "cognito-identity", targets)
-        self.requests_sent = 0
 
     def serialize(self, service: AwsService, operation: str, params: Any) -> bytes:
         """Return the JSON body botocore builds for ``operation``."""
@@ -224,7 +223,6 @@ class StackClient:
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pool(origin)
-        self.requests_sent += 1
         try:
             with pool.request(method, path, body=body, headers=headers) as response:
                 status = response.status_code

@@ -45,8 +45,6 @@ UNRESOLVED = "unresolved"  # still waiting when the run ended
 BOT_DENIED = "bot_denied"
 BOT_TICKET = "bot_ticket"
 BOT_IDLE = "bot_idle"  # found no URL to guess at or token to replay
-# Outcomes that mean the fan was told where it stands.
-RESOLVED = frozenset({PURCHASED, SOLD_OUT, WINDOW_CLOSED, EXPIRED})
 
 # Step kinds in the crowd's timer heap.
 ARRIVE, COUNTDOWN, QUEUE_PAGE, POLL, REFRESH, PURCHASE, BOT_TRY = range(7)

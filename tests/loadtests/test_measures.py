@@ -235,7 +235,7 @@ def test_oversell_bots_and_double_orders_are_counted() -> None:
 
 def test_generator_health_flags_a_starved_generator() -> None:
     starved = dict(GENERATOR, cpu_warning=True, users_reached=0, workers_done=0)
-    starved["workers"] = [dict(GENERATOR["workers"][0], arrived=4)]  # type: ignore[index]
+    starved["workers"] = [dict(GENERATOR["workers"][0], arrived=4)]
     health = generator_health(starved)
     assert health["cpu_warnings"] == 1
     assert health["users_reached_ratio"] == 0

@@ -43,7 +43,7 @@ TARGETS = Targets(
 def make_plan(**fields: object) -> SpikePlan:
     fields.setdefault("sale_id", "test")
     fields.setdefault("targets", TARGETS)
-    return SpikePlan(**fields)  # type: ignore[arg-type]
+    return SpikePlan(**fields)
 
 
 def test_mix_parses_weights_and_fills_missing() -> None:
