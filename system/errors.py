@@ -33,3 +33,11 @@ class InvalidTokenError(BoxOfficeError, ValueError):
 
 class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
+
+
+class ExporterError(BoxOfficeError, RuntimeError):
+    """A metrics exporter could not be installed or could not listen."""
+
+
+class PrometheusError(BoxOfficeError, RuntimeError):
+    """A local Prometheus could not be configured, started or reached."""

@@ -1,0 +1,1 @@
+"""Locust spike simulations of an on-sale and their Prometheus exporter."""
