@@ -31,6 +31,14 @@ class InvalidTokenError(BoxOfficeError, ValueError):
     """A purchase token is forged, tampered, expired, used or someone else's."""
 
 
+class ExpiredTokenError(InvalidTokenError):
+    """A purchase token is past its expiry time."""
+
+
+class WrongFanError(InvalidTokenError):
+    """A valid purchase token was presented by a fan it was not issued to."""
+
+
 class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
 

@@ -104,3 +104,25 @@ CONFIG_VALUE: Final = "value"
 # Work queue message body (JSON). The message group is the sale id, so a FIFO
 # queue hands fans to the windows in queue-number order.
 MESSAGE_FIELDS: Final = (FAN_ID, SALE_ID, QUEUE_NUMBER, SYNTHETIC, NUMBERED_AT)
+
+# Set by the ticketing service. A window it frees gets FREED_AT and
+# FREED_REASON, and loses the attributes of the fan session it served.
+CLAIMED_AT: Final = "claimed_at"  # epoch seconds: the fan opened the purchase URL
+FREED_AT: Final = "freed_at"  # epoch seconds
+FREED_REASON: Final = "freed_reason"
+FREED_BY_PURCHASE: Final = "purchase"
+FREED_BY_SOLD_OUT: Final = "sold_out"
+WINDOW_SESSION_ATTRIBUTES: Final = (
+    FAN_ID,
+    TOKEN_ID,
+    CLAIMED,
+    CLAIMED_AT,
+    QUEUE_NUMBER,
+    SYNTHETIC,
+    PURCHASE_URL,
+    ADMITTED_AT,
+    CLAIM_BY,
+    EXPIRES_AT,
+)
+# Orders table: an order of a synthetic fan is a dry run that took no stock.
+DRY_RUN: Final = "dry_run"

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import jwt
 
-from system.errors import InvalidTokenError
+from system.errors import ExpiredTokenError, InvalidTokenError, WrongFanError
 
 ALGORITHM = "HS256"
 ISSUER = "boxoffice-windows"
@@ -94,9 +94,23 @@ def issue(
 def verify(secret: bytes, token: str, *, fan_id: str) -> PurchaseClaims:
     """Check the token's signature, expiry, issuer and fan; return its claims.
 
-    Raises ``InvalidTokenError`` when the token is forged, tampered with,
-    expired, malformed or issued to another fan. Single use, the window and
-    the sale are checked against the tables by the ticketing service.
+    Raises ``InvalidTokenError`` when the token is forged, tampered with or
+    malformed, its subclass ``ExpiredTokenError`` when it has expired and
+    ``WrongFanError`` when it was issued to another fan. Single use, the
+    window and the sale are checked against the tables by the ticketing
+    service.
+    """
+    claims = verify_signature(secret, token)
+    if claims.fan_id != fan_id:
+        raise WrongFanError("The purchase token was issued to another fan.")
+    return claims
+
+
+def verify_signature(secret: bytes, token: str) -> PurchaseClaims:
+    """Check the token's signature, expiry and issuer, but not who presents it.
+
+    For a page that opens with the token alone, where the fan's id is not
+    known yet; a purchase must still go through ``verify``.
     """
     try:
         payload = jwt.decode(
@@ -107,11 +121,9 @@ def verify(secret: bytes, token: str, *, fan_id: str) -> PurchaseClaims:
             options={"require": ["exp", "jti", "sub", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise InvalidTokenError("The purchase token has expired.") from exc
+        raise ExpiredTokenError("The purchase token has expired.") from exc
     except jwt.InvalidTokenError as exc:
         raise InvalidTokenError(f"The purchase token is invalid: {exc}") from exc
-    if payload["sub"] != fan_id:
-        raise InvalidTokenError("The purchase token was issued to another fan.")
     try:
         return PurchaseClaims(
             token_id=str(payload["jti"]),

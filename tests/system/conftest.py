@@ -1,0 +1,135 @@
+"""Fixtures for the ticketing service: its own embedded stack and process.
+
+The stack starts without the window processor, because the processor serves
+every sale in the sales table and would free or reassign the windows these
+tests set up by hand. The tests admit fans themselves instead: a busy window
+item, an admitted fan item and a token signed with the stack's secret.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from system import embedded, provision, schema, tokens
+from system.clients import make_session
+from system.sale import SaleConfig
+from tests.system.ticketing_stack import (
+    Admission,
+    TicketingStack,
+    start_ticketing,
+    stop_process,
+)
+
+SESSION_SECONDS = 120
+
+
+@pytest.fixture(scope="session")
+def ticketing_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TicketingStack]:
+    """Start MiniStack with the stack deployed, and the ticketing service."""
+    home = tmp_path_factory.mktemp("ticketing-home")
+    state = embedded.up(home=home, services=False)
+    process = None
+    try:
+        log_path = home / "ticketing.log"
+        process = start_ticketing(
+            state, state.ticketing_port, state.ticketing_metrics_port, log_path
+        )
+        dynamodb = make_session(state.settings).resource(
+            "dynamodb", endpoint_url=state.endpoint_url
+        )
+        yield TicketingStack(
+            state=state,
+            resources=embedded.resources(state),
+            dynamodb=dynamodb,
+            secret=state.secret_path.read_text().strip().encode(),
+            process=process,
+            log_path=log_path,
+        )
+    finally:
+        if process is not None:
+            stop_process(process)
+        embedded.stop(state)
+
+
+@pytest.fixture
+def new_sale(ticketing_stack: TicketingStack) -> Any:
+    """Return a factory that configures a fresh sale with a unique id."""
+
+    def factory(**fields: Any) -> SaleConfig:
+        fields.setdefault("sale_id", f"test-{uuid.uuid4().hex[:10]}")
+        fields.setdefault("session_seconds", SESSION_SECONDS)
+        config = SaleConfig(**fields)
+        provision.configure_sale(
+            ticketing_stack.state.settings, ticketing_stack.resources, config
+        )
+        return config
+
+    return factory
+
+
+@pytest.fixture
+def admit(ticketing_stack: TicketingStack) -> Any:
+    """Return a factory that admits a fan to a window, as the windows would."""
+    counter = iter(range(1, 1_000_000))
+
+    def factory(
+        sale: SaleConfig,
+        *,
+        window_id: str | None = None,
+        synthetic: bool = False,
+        expires_in: float = SESSION_SECONDS,
+    ) -> Admission:
+        number = next(counter)
+        fan_id = f"us-east-1:{uuid.uuid4()}"
+        window_id = window_id or f"w-{number:03d}"
+        now = time.time()
+        expires_at = now + expires_in
+        token, claims = tokens.issue(
+            ticketing_stack.secret,
+            fan_id=fan_id,
+            sale_id=sale.sale_id,
+            window_id=window_id,
+            expires_at=expires_at,
+            synthetic=synthetic,
+        )
+        times = {
+            schema.ADMITTED_AT: int(now),
+            schema.CLAIM_BY: int(now + sale.claim_timeout_seconds),
+            schema.EXPIRES_AT: int(expires_at),
+        }
+        ticketing_stack.table("windows_table").put_item(
+            Item={
+                schema.SALE_ID: sale.sale_id,
+                schema.WINDOW_ID: window_id,
+                schema.WINDOW_STATUS: schema.WINDOW_BUSY,
+                schema.TOKEN_ID: claims.token_id,
+                schema.FAN_ID: fan_id,
+                schema.QUEUE_NUMBER: number,
+                schema.SYNTHETIC: synthetic,
+                schema.CLAIMED: False,
+                **times,
+            }
+        )
+        ticketing_stack.table("queue_table").put_item(
+            Item={
+                schema.FAN_ID: fan_id,
+                schema.SALE_ID: sale.sale_id,
+                schema.CLIENT_TIME: int(now * 1000),
+                schema.SYNTHETIC: synthetic,
+                schema.QUEUE_NUMBER: number,
+                schema.STATUS: schema.ADMITTED,
+                schema.WINDOW_ID: window_id,
+                schema.PURCHASE_URL: tokens.purchase_url(ticketing_stack.url, token),
+                **times,
+            }
+        )
+        return Admission(sale.sale_id, fan_id, window_id, token, claims)
+
+    return factory
