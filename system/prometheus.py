@@ -41,6 +41,7 @@ MONITOR_JOB = "boxoffice-monitor"
 WINDOWS_JOB = "boxoffice-windows"
 TICKETING_JOB = "boxoffice-ticketing"
 LOCUST_JOB = "boxoffice-locust"
+JOBS = (MONITOR_JOB, WINDOWS_JOB, TICKETING_JOB, LOCUST_JOB)
 
 
 def embedded_targets(state: embedded.EmbeddedState) -> dict[str, list[str]]:
@@ -132,6 +133,12 @@ def start(
     _wait_ready(url, pid)
     logger.info("Prometheus is ready on %s (pid %d)", url, pid)
     return url
+
+
+def stop(state: embedded.EmbeddedState) -> bool:
+    """Stop the Prometheus recorded in ``state``; return whether it ran."""
+    state.prometheus_port = 0
+    return embedded.stop_service(state, "prometheus")
 
 
 def query(url: str, expression: str, **parameters: Any) -> list[dict[str, Any]]:

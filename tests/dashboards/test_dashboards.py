@@ -334,12 +334,7 @@ def test_prometheus_config_scrapes_every_part() -> None:
     config = yaml.safe_load(prometheus.CONFIG_TEMPLATE.read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
 
-    assert jobs == {
-        prometheus.MONITOR_JOB,
-        prometheus.WINDOWS_JOB,
-        prometheus.TICKETING_JOB,
-        prometheus.LOCUST_JOB,
-    }
+    assert jobs == set(prometheus.JOBS)
     assert config["rule_files"] == ["../monitors/rules/*.yml"]
 
 
