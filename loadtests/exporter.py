@@ -6,13 +6,15 @@ when Locust is used as a library). Where it runs decides what it does:
 
 - a local runner counts its own requests and serves ``/metrics``;
 - a worker counts its requests and fans and sends them to the master with
-  every stats report, and serves nothing;
+  every stats report (every 3 s), and serves nothing;
 - a master adds up its workers' reports and serves ``/metrics``.
 
-The simulated fans report what only they know through the returned
-exporter (or ``find(environment)``): ``record_arrival()`` when a fan
-starts, ``record_admission(...)`` when a fan sees its turn. The load test
-sets pass/fail thresholds with ``set_threshold(name, passed)``.
+Requests are counted from Locust's ``request`` event. What only the load
+test knows it reports through the returned exporter (or
+``find(environment)``), in any process: ``set_active_fans(count)`` when the
+fans are not Locust users, ``record_arrival()`` when a fan arrives,
+``record_admission(...)`` when a fan sees its turn, and
+``set_threshold(name, passed)`` for a pass/fail threshold.
 
 Every figure is in seconds and follows the contract of ``monitors.metrics``;
 nothing depends on Locust's web UI.
@@ -21,7 +23,9 @@ nothing depends on Locust's web UI.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,7 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.metrics_core import Metric
 
 from loadtests.fairness import FairnessTracker
 from monitors.metrics import LoadTestMetrics, RequestTally, loadtest_metrics
@@ -51,6 +56,7 @@ _installed: weakref.WeakKeyDictionary[Environment, LoadTestExporter] = (
 class _Batch:
     """Figures a worker collected since its last report to the master."""
 
+    active_fans: int | None = None  # the latest count, not a sum
     arrivals: int = 0
     requests: dict[str, RequestTally] = field(default_factory=dict)
     # (sale id, queue number, admitted at, seconds waited) per admitted fan
@@ -58,6 +64,7 @@ class _Batch:
 
     def to_message(self) -> dict[str, Any]:
         return {
+            "active_fans": self.active_fans,
             "arrivals": self.arrivals,
             "requests": {
                 name: [t.requests, t.failures, t.duration_sum_seconds, t.bucket_counts]
@@ -76,7 +83,27 @@ class _Batch:
             (str(sale), int(number), float(admitted_at), float(waited))
             for sale, number, admitted_at, waited in data["admissions"]
         ]
-        return cls(int(data["arrivals"]), requests, admissions)
+        fans = data["active_fans"]
+        return cls(
+            None if fans is None else int(fans),
+            int(data["arrivals"]),
+            requests,
+            admissions,
+        )
+
+
+class _ScrapeClock:
+    """A collector with no metrics that notes when ``/metrics`` was last read."""
+
+    def __init__(self) -> None:
+        self.last_scrape = 0.0
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        self.last_scrape = time.time()
+        return []
 
 
 class LoadTestExporter:
@@ -85,15 +112,22 @@ class LoadTestExporter:
     def __init__(
         self,
         environment: Environment,
-        metrics: LoadTestMetrics,
         registry: CollectorRegistry,
+        *,
+        final_scrape_timeout_seconds: float = 0.0,
     ) -> None:
         self.environment = environment
-        self.metrics = metrics
         self.registry = registry
+        self.metrics: LoadTestMetrics = loadtest_metrics(registry)
+        self.final_scrape_timeout_seconds = final_scrape_timeout_seconds
         self.port: int | None = None
+        self._clock = _ScrapeClock()
+        registry.register(self._clock)
         self._batch = _Batch()
+        self._active_fans: dict[str, int] = {}  # by worker id, "" for this process
         self._fairness: dict[str, FairnessTracker] = {}
+        self._stopped_at: float | None = None
+        self._last_report_at = 0.0
         self._server: Any = None
         self._updater: gevent.Greenlet | None = None
 
@@ -105,7 +139,19 @@ class LoadTestExporter:
     def is_master(self) -> bool:
         return isinstance(self.environment.runner, MasterRunner)
 
-    # --- what the simulated fans and the load test report ---
+    # --- what the load test reports ---
+
+    def set_active_fans(self, count: int) -> None:
+        """Publish how many simulated fans this process runs now.
+
+        Call it when the fans are not Locust users (one user driving many
+        fans); until then the gauge shows Locust's user count.
+        """
+        if self.is_worker:
+            self._batch.active_fans = count
+        else:
+            self._active_fans[""] = count
+            self.metrics.users.set(sum(self._active_fans.values()))
 
     def record_arrival(self) -> None:
         """Count one simulated fan that arrived at the sale."""
@@ -130,7 +176,10 @@ class LoadTestExporter:
             self._apply_admission(*admission)
 
     def set_threshold(self, name: str, passed: bool) -> None:
-        """Publish whether the pass/fail threshold ``name`` holds now."""
+        """Publish whether the pass/fail threshold ``name`` holds.
+
+        Call it on the master (or the local runner): a worker serves nothing.
+        """
         self.metrics.threshold_status.labels(name=name).set(1 if passed else 0)
 
     # --- Locust events ---
@@ -155,13 +204,17 @@ class LoadTestExporter:
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         data[REPORT_KEY] = self._batch.to_message()
-        self._batch = _Batch()
+        self._batch = _Batch(active_fans=self._batch.active_fans)
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         message = data.get(REPORT_KEY)
         if message is None:
             return  # a worker without the exporter installed
         batch = _Batch.from_message(message)
+        self._last_report_at = time.time()
+        if batch.active_fans is not None:
+            self._active_fans[client_id] = batch.active_fans
+            self.metrics.users.set(sum(self._active_fans.values()))
         self.metrics.arrivals.inc(batch.arrivals)
         for name, tally in batch.requests.items():
             self.metrics.requests.add(name, tally)
@@ -176,24 +229,27 @@ class LoadTestExporter:
         self.metrics.cpu_usage.set(max(percents) / 100.0)
 
     def on_test_stop(self, **_kwargs: Any) -> None:
+        self._stopped_at = time.time()
         self.update()
-        for sale_id, tracker in self._fairness.items():
-            found = tracker.settle(everything=True)
-            self.metrics.fairness_inversions.labels(sale=sale_id).inc(found)
 
     def on_quitting(self, **_kwargs: Any) -> None:
+        self.wait_for_final_scrape()
         self.stop()
 
     # --- serving ---
 
     def update(self) -> None:
-        """Refresh the user gauges and count the admissions that have settled."""
+        """Refresh the fans gauge and count the admissions that have settled.
+
+        Once the test has stopped, every admission has settled: workers send
+        their last ones with their final report.
+        """
         runner = self.environment.runner
-        if runner is not None:
+        if runner is not None and not self._active_fans:
             self.metrics.users.set(runner.user_count)
-            self.metrics.target_users.set(runner.target_user_count)
+        stopped = self._stopped_at is not None
         for sale_id, tracker in self._fairness.items():
-            found = tracker.settle()
+            found = tracker.settle(everything=stopped)
             self.metrics.fairness_inversions.labels(sale=sale_id).inc(found)
 
     def serve(self, port: int, addr: str = HOST) -> int:
@@ -216,6 +272,29 @@ class LoadTestExporter:
             "Serving load-test metrics on http://%s:%d/metrics", addr, self.port
         )
         return self.port
+
+    def wait_for_final_scrape(self) -> bool:
+        """Keep serving until ``/metrics`` is read once after the test stopped.
+
+        Waits at most ``final_scrape_timeout_seconds``, so Prometheus records
+        the figures counted at the end (inversions, thresholds) before the
+        process exits. Returns whether such a scrape happened.
+        """
+        if self._server is None or self.final_scrape_timeout_seconds <= 0:
+            return False
+        self.update()
+        since = max(self._stopped_at or time.time(), self._last_report_at)
+        deadline = time.monotonic() + self.final_scrape_timeout_seconds
+        while self._clock.last_scrape <= since:
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "Nothing read the load-test metrics within %.0f s after the "
+                    "test stopped; the last figures were not scraped",
+                    self.final_scrape_timeout_seconds,
+                )
+                return False
+            gevent.sleep(0.1)
+        return True
 
     def stop(self) -> None:
         """Stop serving ``/metrics``; the event listeners stay."""
@@ -255,10 +334,14 @@ def install(
     *,
     addr: str = HOST,
     registry: CollectorRegistry | None = None,
+    final_scrape_timeout_seconds: float = 0.0,
 ) -> LoadTestExporter:
     """Hook the exporter into ``environment``'s events and, unless on a worker,
     serve ``/metrics`` on ``addr:port`` (port 0: a free one, see ``.port``).
 
+    With ``final_scrape_timeout_seconds`` above 0, the process waits at exit
+    until Prometheus has read the figures once after the test stopped, at
+    most that long; give it a few scrape intervals when Prometheus scrapes.
     The runner must exist already. Installing twice on one environment
     returns the first exporter.
     """
@@ -270,8 +353,11 @@ def install(
             "The Locust environment has no runner yet. Call install() from the "
             "init event or after create_local_runner()/create_master_runner()."
         )
-    registry = registry or CollectorRegistry()
-    exporter = LoadTestExporter(environment, loadtest_metrics(registry), registry)
+    exporter = LoadTestExporter(
+        environment,
+        registry or CollectorRegistry(),
+        final_scrape_timeout_seconds=final_scrape_timeout_seconds,
+    )
     # Locust's EventHook.add_listener has no type hints.
     events: Any = environment.events
     events.usage_monitor.add_listener(exporter.on_usage_monitor)

@@ -251,7 +251,6 @@ class LoadTestMetrics:
     """Metrics of a load test, served by the Locust master or a local run."""
 
     users: Gauge
-    target_users: Gauge
     arrivals: Counter
     requests: RequestCollector
     time_in_queue: Histogram
@@ -269,12 +268,8 @@ def loadtest_metrics(
     return LoadTestMetrics(
         users=Gauge(
             f"{PREFIX}_loadtest_users",
-            "Simulated fans (Locust users) running now.",
-            registry=registry,
-        ),
-        target_users=Gauge(
-            f"{PREFIX}_loadtest_target_users",
-            "Simulated fans the load shape asks for now.",
+            "Simulated fans active now (Locust users, unless the load test "
+            "counts its fans itself).",
             registry=registry,
         ),
         arrivals=Counter(

@@ -16,6 +16,8 @@ from locust import User, constant, task  # first: Locust patches with gevent
 # isort: on
 import json
 import sys
+import threading
+import time
 import urllib.request
 
 import gevent
@@ -74,9 +76,11 @@ def local() -> dict[str, str]:
     installed.set_threshold("p95_join_below_2s", False)
     installed.update()
     running = scrape(installed.port)
+    installed.set_active_fans(250)  # a crowd of fans driven by 3 users
+    crowd = scrape(installed.port)
     runner.quit()
     installed.stop()
-    return {"running": running}
+    return {"running": running, "crowd": crowd}
 
 
 def stop() -> dict[str, str]:
@@ -108,6 +112,7 @@ def distributed() -> dict[str, str]:
         gevent.sleep(0.1)
     master.start(2, spawn_rate=100)
     on_worker.record_admission(SALE, 7, 50.0, 4.0)
+    on_worker.set_active_fans(40)
     gevent.sleep(4.5)  # longer than one worker report interval (3 s)
     on_master.update()
     running = scrape(on_master.port)
@@ -137,7 +142,39 @@ def errors() -> dict[str, str]:
     return found
 
 
-SCENARIOS = {"local": local, "stop": stop, "distributed": distributed, "errors": errors}
+def final_scrape() -> dict[str, str]:
+    environment = Environment(user_classes=[FixedFan])
+    environment.create_local_runner()
+    installed = exporter.install(environment, port=0, final_scrape_timeout_seconds=10.0)
+    environment.events.test_stop.fire(environment=environment)
+    # Prometheus stands in as a thread that scrapes a second after the stop.
+    scraper = threading.Timer(1.0, scrape, [installed.port])
+    scraper.start()
+    started = time.monotonic()
+    scraped = installed.wait_for_final_scrape()
+    waited = time.monotonic() - started
+    installed.stop()
+
+    lonely = Environment(user_classes=[FixedFan])
+    lonely.create_local_runner()
+    unread = exporter.install(lonely, port=0, final_scrape_timeout_seconds=0.5)
+    lonely.events.test_stop.fire(environment=lonely)
+    unread_scraped = unread.wait_for_final_scrape()
+    unread.stop()
+    return {
+        "scraped": str(scraped),
+        "waited": str(waited),
+        "unread_scraped": str(unread_scraped),
+    }
+
+
+SCENARIOS = {
+    "local": local,
+    "stop": stop,
+    "distributed": distributed,
+    "errors": errors,
+    "final_scrape": final_scrape,
+}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]]()))

@@ -45,14 +45,24 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def local() -> Samples:
-    return parse(run_scenario("local")["running"])
+def local_output() -> dict[str, str]:
+    return run_scenario("local")
+
+
+@pytest.fixture(scope="module")
+def local(local_output: dict[str, str]) -> Samples:
+    return parse(local_output["running"])
 
 
 def test_local_run_counts_users(local: Samples) -> None:
     assert value(local, "boxoffice_loadtest_users") == 3
-    assert value(local, "boxoffice_loadtest_target_users") == 3
     assert value(local, "boxoffice_loadtest_arrivals_total") == 3
+
+
+def test_active_fans_replace_users(local_output: dict[str, str]) -> None:
+    crowd = parse(local_output["crowd"])
+
+    assert value(crowd, "boxoffice_loadtest_users") == 250
 
 
 def test_local_run_counts_requests(local: Samples) -> None:
@@ -103,7 +113,7 @@ def test_master_adds_worker_reports() -> None:
 
     assert output["worker_port"] == "None"  # a worker serves nothing
     assert value(samples, "boxoffice_loadtest_arrivals_total") == 2
-    assert value(samples, "boxoffice_loadtest_users") == 2
+    assert value(samples, "boxoffice_loadtest_users") == 40  # the worker's fans
     assert value(samples, "boxoffice_loadtest_requests_total", name="poll") >= 2
     count = "boxoffice_loadtest_time_in_queue_seconds_count"
     assert value(samples, count, sale=SALE) == 1
@@ -115,3 +125,11 @@ def test_install_errors_name_the_fix() -> None:
     assert "create_local_runner" in found["no_runner"]
     assert found["port"] in found["taken_port"]
     assert "another port" in found["taken_port"]
+
+
+def test_waits_for_final_scrape() -> None:
+    output = run_scenario("final_scrape")
+
+    assert output["scraped"] == "True"
+    assert 0.9 <= float(output["waited"]) < 5.0
+    assert output["unread_scraped"] == "False"  # gave up after its timeout
