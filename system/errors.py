@@ -49,3 +49,7 @@ class ExporterError(BoxOfficeError, RuntimeError):
 
 class PrometheusError(BoxOfficeError, RuntimeError):
     """A local Prometheus could not be configured, started or reached."""
+
+
+class ForwarderConfigError(BoxOfficeError, LookupError):
+    """The forwarder cannot find its config table or a setting in it."""

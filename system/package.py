@@ -12,9 +12,13 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # Powertools come from the Lambda runtime or are added by `boxoffice deploy`.
 FORWARDER_SOURCES = (
     "system/__init__.py",
+    "system/errors.py",
     "system/schema.py",
     "system/forwarder/__init__.py",
+    "system/forwarder/batch.py",
+    "system/forwarder/config.py",
     "system/forwarder/handler.py",
+    "system/forwarder/messages.py",
     "system/forwarder/numbering.py",
     "system/forwarder/records.py",
 )

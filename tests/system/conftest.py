@@ -1,16 +1,19 @@
-"""Fixtures for the ticketing service: its own embedded stack and process.
+"""Fixtures for the queue system's tests.
 
-The stack starts without the window processor, because the processor serves
-every sale in the sales table and would free or reassign the windows these
-tests set up by hand. The tests admit fans themselves instead: a busy window
-item, an admitted fan item and a token signed with the stack's secret.
+Two stacks run without the local services. ``bare_stack`` serves the
+forwarder's tests, which read the work queue themselves, so a window
+processor would consume the messages they look for. ``ticketing_stack``
+runs the ticketing service alone, because the window processor serves every
+sale in the sales table and would free or reassign the windows these tests
+set up by hand: the tests admit fans themselves with a busy window item, an
+admitted fan item and a token signed with the stack's secret.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from system import embedded, provision, schema, tokens
 from system.clients import make_session
 from system.sale import SaleConfig
+from system.stack import StackResources
 from tests.system.ticketing_stack import (
     Admission,
     TicketingStack,
@@ -131,5 +135,43 @@ def admit(ticketing_stack: TicketingStack) -> Any:
             }
         )
         return Admission(sale.sale_id, fan_id, window_id, token, claims)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def bare_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[embedded.EmbeddedState]:
+    """Start MiniStack with the deployed stack, but no window processor or
+    ticketing service.
+
+    Tests that read the work queue themselves use it, because a window
+    processor would consume the messages they look for.
+    """
+    home = tmp_path_factory.mktemp("boxoffice-bare-home")
+    state = embedded.up(home=home, services=False)
+    try:
+        yield state
+    finally:
+        embedded.stop(state)
+
+
+@pytest.fixture(scope="session")
+def bare_resources(bare_stack: embedded.EmbeddedState) -> StackResources:
+    return embedded.resources(bare_stack)
+
+
+@pytest.fixture
+def make_bare_sale(
+    bare_stack: embedded.EmbeddedState, bare_resources: StackResources
+) -> Callable[..., SaleConfig]:
+    """Return a factory that configures a fresh sale with a unique id."""
+
+    def factory(**fields: Any) -> SaleConfig:
+        fields.setdefault("sale_id", f"test-{uuid.uuid4().hex[:10]}")
+        config = SaleConfig(**fields)
+        provision.configure_sale(bare_stack.settings, bare_resources, config)
+        return config
 
     return factory
