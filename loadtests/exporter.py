@@ -9,12 +9,12 @@ when Locust is used as a library). Where it runs decides what it does:
   every stats report (every 3 s), and serves nothing;
 - a master adds up its workers' reports and serves ``/metrics``.
 
-Requests are counted from Locust's ``request`` event. What only the load
-test knows it reports through the returned exporter (or
-``find(environment)``), in any process: ``set_active_fans(count)`` when the
-fans are not Locust users, ``record_arrival()`` when a fan arrives,
-``record_admission(...)`` when a fan sees its turn, and
-``set_threshold(name, passed)`` for a pass/fail threshold.
+Requests are counted from Locust's ``request`` event. The load test reports
+the rest through the returned exporter (or ``find(environment)``), in any
+process: ``set_active_fans(count)`` when the fans are not Locust users,
+``record_arrival()`` when a fan arrives, ``record_admission(...)`` when a
+fan sees its turn, and ``set_threshold(name, passed)`` for a pass/fail
+threshold.
 
 Every figure is in seconds and follows the contract of ``monitors.metrics``;
 nothing depends on Locust's web UI.
@@ -192,8 +192,8 @@ class LoadTestExporter:
         exception: BaseException | None = None,
         **_kwargs: Any,
     ) -> None:
-        # Locust reports milliseconds, and None when a request never got as
-        # far as timing; such a request still counts, with zero duration.
+        # Locust reports milliseconds, or None for a request without a
+        # response time. Such a request still counts, with zero duration.
         seconds = (response_time or 0.0) / 1000.0
         failed = exception is not None
         if self.is_worker:
@@ -340,8 +340,8 @@ def install(
     serve ``/metrics`` on ``addr:port`` (port 0: a free one, see ``.port``).
 
     With ``final_scrape_timeout_seconds`` above 0, the process waits at exit
-    until Prometheus has read the figures once after the test stopped, at
-    most that long; give it a few scrape intervals when Prometheus scrapes.
+    until Prometheus has read the figures once after the test stopped, but
+    no longer than that. A few scrape intervals is enough.
     The runner must exist already. Installing twice on one environment
     returns the first exporter.
     """

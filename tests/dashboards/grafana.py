@@ -75,7 +75,7 @@ def prometheus_queries(
         for target in panel.get("targets", []):
             if target.get("datasource", {}).get("uid") != PROMETHEUS_UID:
                 continue
-            where = f"{panel['title']} ({target['refId']})"
+            where = f"{panel['title']} (panel {panel['id']}, {target['refId']})"
             found.append(Query(title, where, substitute(target["expr"], values)))
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("datasource", {}).get("uid") != PROMETHEUS_UID:

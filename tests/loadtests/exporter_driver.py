@@ -1,9 +1,9 @@
 """Run the load-test exporter inside real Locust runners, in a process of its own.
 
-Locust monkey-patches the standard library with gevent when it is imported,
-which breaks ssl for everything the test session imported before it (boto3
-among them), so the tests run each scenario here, in a child process, and
-read the scraped ``/metrics`` text it prints as JSON.
+Importing Locust patches the standard library with gevent, which breaks ssl
+for every module the test session imported before (boto3 among them). So
+the tests run each scenario here, in a child process, and read the scraped
+``/metrics`` text that it prints as JSON.
 
 Usage: python exporter_driver.py SCENARIO
 """
@@ -147,7 +147,7 @@ def final_scrape() -> dict[str, str]:
     environment.create_local_runner()
     installed = exporter.install(environment, port=0, final_scrape_timeout_seconds=10.0)
     environment.events.test_stop.fire(environment=environment)
-    # Prometheus stands in as a thread that scrapes a second after the stop.
+    # A thread plays Prometheus: it scrapes one second after the stop.
     scraper = threading.Timer(1.0, scrape, [installed.port])
     scraper.start()
     started = time.monotonic()
