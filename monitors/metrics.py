@@ -143,6 +143,37 @@ def ticketing_metrics(
     )
 
 
+@dataclass(frozen=True)
+class WorkQueueMetrics:
+    """Metrics of the window processor's reading of the work queue."""
+
+    messages: Counter
+    oldest_message_age: Gauge
+
+
+def work_queue_metrics(
+    registry: CollectorRegistry = DEFAULT_REGISTRY,
+) -> WorkQueueMetrics:
+    """Create and register the window processor's work-queue metrics."""
+    return WorkQueueMetrics(
+        messages=Counter(
+            f"{PREFIX}_work_messages_total",
+            "Work messages handled by the window processor, by result (admitted, "
+            "sold_out, duplicate, not_numbered, window_taken, conflict, "
+            "unknown_sale, malformed).",
+            ["result"],
+            registry=registry,
+        ),
+        oldest_message_age=Gauge(
+            f"{PREFIX}_oldest_work_message_age_seconds",
+            "Age of the sale's oldest work message: now minus when the fan at "
+            "the head of the line was numbered; 0 when the line is empty.",
+            ["sale"],
+            registry=registry,
+        ),
+    )
+
+
 # --- Load tests: the Locust master's (or a local run's) exporter -------------
 
 
