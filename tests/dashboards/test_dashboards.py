@@ -55,7 +55,7 @@ REQUIRED_METRICS = {
         "boxoffice_windows",
         "boxoffice_tickets_left",
         "boxoffice_work_queue_messages",
-        "boxoffice_work_queue_oldest_message_age_seconds",
+        "boxoffice_oldest_work_message_age_seconds",
         "boxoffice_dead_letter_messages",
         "boxoffice_forwarder_errors_total",
         "boxoffice_admission_rate_per_second",  # estimated wait
