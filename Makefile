@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The fans' pages: npm installs the AWS SDK and esbuild from the lock file,
+# and the build bundles them into system/web/dist (not committed).
+WEB := system/web
+WEB_BUILT := $(WEB)/dist/.built
 
-.PHONY: install spike test lint typecheck unit clean
+.PHONY: install web spike test lint typecheck unit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	npm --prefix $(WEB) ci --no-audit --no-fund
+
+$(WEB_BUILT): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/*.js $(WEB)/static/*)
+	npm --prefix $(WEB) run build
+	touch $@
+
+web: $(WEB_BUILT)
+
+install: $(STAMP) web
 
 spike: install
 	$(BIN)/boxoffice spike
@@ -21,7 +34,7 @@ spike: install
 lint: install
 	$(BIN)/ruff check system loadtests synthetic monitors tests
 	$(BIN)/ruff format --check system loadtests synthetic monitors tests
-	$(BIN)/cfn-lint system/template.yaml
+	$(BIN)/cfn-lint system/template.yaml system/deploy/shared.yaml
 
 typecheck: install
 	$(BIN)/mypy
@@ -32,4 +45,4 @@ unit: install
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(WEB)/node_modules $(WEB)/dist

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "synthetic.commands",
     "monitors.commands",
     "system.deploy.commands",
+    "system.web.commands",
 )
 
 

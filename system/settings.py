@@ -33,17 +33,24 @@ class Settings:
 
         Reads ``AWS_ENDPOINT_URL``, ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``),
         ``AWS_PROFILE`` and ``BOXOFFICE_STACK``. An override of ``None`` keeps
-        the value from the environment.
+        the value from the environment. With no region given anywhere, the
+        profile's configured region applies, then ``us-east-1``.
         """
+        given = {key: value for key, value in overrides.items() if value is not None}
+        profile = given.get("profile") or os.environ.get("AWS_PROFILE") or None
+        region = (
+            given.get("region")
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or _profile_region(profile)
+            or DEFAULT_REGION
+        )
         base = cls(
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-            region=os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or DEFAULT_REGION,
-            profile=os.environ.get("AWS_PROFILE") or None,
+            region=region,
+            profile=profile,
             stack_name=os.environ.get("BOXOFFICE_STACK") or DEFAULT_STACK_NAME,
         )
-        given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given)
 
     @property
@@ -54,3 +61,17 @@ class Settings:
         host = self.endpoint_url.split("://", 1)[-1].split("/", 1)[0]
         host = host.rsplit(":", 1)[0].strip("[]")
         return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def _profile_region(profile: str | None) -> str | None:
+    if not profile:
+        return None
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        session = botocore.session.Session(profile=profile)
+        region: str | None = session.get_config_variable("region")
+    except botocore.exceptions.ProfileNotFound:
+        return None
+    return region

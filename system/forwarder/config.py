@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -17,6 +18,9 @@ from system.errors import ForwarderConfigError
 CONFIG_TABLE_ENV = "BOXOFFICE_CONFIG_TABLE"
 CONFIG_TABLE_PATTERN_ENV = "BOXOFFICE_CONFIG_TABLE_PATTERN"
 ENVIRONMENT_PLACEHOLDER = "{environment}"
+# The shared function also sets the queue table's pattern, so the stream
+# record's source ARN can name the environment when the invoked ARN does not.
+QUEUE_TABLE_PATTERN_ENV = "BOXOFFICE_QUEUE_TABLE_PATTERN"
 # arn:aws:lambda:region:account:function:name[:qualifier]
 QUALIFIED_ARN_PARTS = 8
 
@@ -51,12 +55,18 @@ class ForwarderConfig:
         return cls(**{name: str(values[name]) for name in names})
 
 
-def config_table_name(environ: Mapping[str, str], invoked_function_arn: str) -> str:
+def config_table_name(
+    environ: Mapping[str, str],
+    invoked_function_arn: str,
+    event_source_arn: str | None = None,
+) -> str:
     """Return the config table's name for an invocation.
 
     ``BOXOFFICE_CONFIG_TABLE`` wins. Otherwise ``BOXOFFICE_CONFIG_TABLE_PATTERN``
     has its ``{environment}`` replaced by the alias at the end of the invoked
-    ARN. Raises ``ForwarderConfigError`` when neither gives a name.
+    ARN or, when that ARN names no alias, by the environment that
+    ``BOXOFFICE_QUEUE_TABLE_PATTERN`` finds in the stream's ``event_source_arn``.
+    Raises ``ForwarderConfigError`` when none of them gives a name.
     """
     name = environ.get(CONFIG_TABLE_ENV)
     if name:
@@ -67,7 +77,34 @@ def config_table_name(environ: Mapping[str, str], invoked_function_arn: str) -> 
             f"Neither {CONFIG_TABLE_ENV} nor {CONFIG_TABLE_PATTERN_ENV} is set. "
             "Set one of them in the function's environment."
         )
-    return pattern.replace(ENVIRONMENT_PLACEHOLDER, alias_name(invoked_function_arn))
+    environment = _environment_from_stream(
+        environ.get(QUEUE_TABLE_PATTERN_ENV), invoked_function_arn, event_source_arn
+    )
+    if environment is None:
+        environment = alias_name(invoked_function_arn)
+    return pattern.replace(ENVIRONMENT_PLACEHOLDER, environment)
+
+
+def _environment_from_stream(
+    queue_pattern: str | None, invoked_function_arn: str, event_source_arn: str | None
+) -> str | None:
+    # NOTE: MiniStack 1.5.33 invokes a stream mapping that targets an alias
+    # with the version's ARN, which names no alias; AWS passes the alias ARN.
+    if not queue_pattern or not event_source_arn:
+        return None
+    parts = invoked_function_arn.split(":")
+    qualifier = parts[-1] if len(parts) == QUALIFIED_ARN_PARTS else ""
+    if qualifier and qualifier != "$LATEST" and not qualifier.isdigit():
+        return None  # an alias names the environment
+    # arn:aws:dynamodb:region:account:table/NAME/stream/LABEL
+    resource = event_source_arn.split(":", 5)[-1].split("/")
+    if len(resource) < 2 or resource[0] != "table":
+        return None
+    prefix, _, suffix = queue_pattern.partition(ENVIRONMENT_PLACEHOLDER)
+    found = re.fullmatch(
+        re.escape(prefix) + "([a-z][a-z0-9-]*)" + re.escape(suffix), resource[1]
+    )
+    return found.group(1) if found else None
 
 
 def alias_name(invoked_function_arn: str) -> str:

@@ -56,7 +56,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureRes
         processed then, and the whole batch is retried.
     """
     clients = _aws_clients()
-    config = _config(clients, context.invoked_function_arn)
+    config = _config(clients, context.invoked_function_arn, _event_source_arn(event))
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         logger.error("Ignored an event without a Records list")
@@ -99,9 +99,21 @@ def _aws_clients() -> AwsClients:
     return _clients
 
 
-def _config(clients: AwsClients, invoked_function_arn: str) -> ForwarderConfig:
-    table = config_table_name(os.environ, invoked_function_arn)
+def _config(
+    clients: AwsClients, invoked_function_arn: str, event_source_arn: str | None
+) -> ForwarderConfig:
+    table = config_table_name(os.environ, invoked_function_arn, event_source_arn)
     if table not in _configs:
         _configs[table] = read_config(clients.dynamodb, table)
         logger.info("Read the forwarder's settings", extra={"config_table": table})
     return _configs[table]
+
+
+def _event_source_arn(event: Any) -> str | None:
+    # Every record of a batch comes from the same stream.
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return None
+    first = records[0]
+    arn = first.get("eventSourceARN") if isinstance(first, dict) else None
+    return arn if isinstance(arn, str) else None

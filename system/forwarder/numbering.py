@@ -120,6 +120,9 @@ def allocate_numbers(
 
     Raises ``SaleNotFoundError`` when the sales table has no item for the sale.
     """
+    # NOTE: a join written before the sale's on_sale_at is numbered like any
+    # other, so a script that joins early gets a low number. The pages only
+    # join when the countdown ends, by the fan's own clock.
     try:
         response = dynamodb.update_item(
             TableName=sales_table,

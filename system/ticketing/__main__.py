@@ -20,6 +20,7 @@ from system.ticketing.app import create_app
 from system.ticketing.service import TicketingService
 from system.ticketing.store import TicketingTables
 from system.tokens import load_secret
+from system.web import serve as web_pages
 
 logger = logging.getLogger("system.ticketing")
 
@@ -105,8 +106,12 @@ def build_service() -> TicketingService:
 def _make_server(service: TicketingService, host: str, port: int) -> uvicorn.Server:
     # No access log: the purchase page's URL carries the token, which must
     # never reach a log. Purchases log their own outcome with ids only.
+    app = create_app(service)
+    # The fans' countdown and queue pages and their config.json, on the same
+    # origin as the purchase page, which reads the queue page's fan id.
+    web_pages.mount(app, web_pages.config_from_env)
     config = uvicorn.Config(
-        create_app(service),
+        app,
         host=host,
         port=port,
         access_log=False,

@@ -297,10 +297,10 @@ class Processor:
 
     # Messages
 
-    # NOTE: every receive counts towards the work queue's maxReceiveCount (5 in
-    # template.yaml), and each processor start receives the held heads again.
-    # A head held across five restarts, say of a sale not on sale yet, moves
-    # to the dead-letter queue while its fan is still waiting.
+    # NOTE: every receive counts towards the work queue's maxReceiveCount (50
+    # in template.yaml), and each processor start receives the held heads
+    # again. A head held across fifty restarts, say of a sale not on sale yet,
+    # moves to the dead-letter queue while its fan is still waiting.
     def _receive(self) -> bool:
         held = sum(len(line.held) for line in self._lines.values())
         wanting = [line for line in self._lines.values() if not line.held]
