@@ -11,11 +11,11 @@ or on one it passes in, through the ``*_metrics`` factories below.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from threading import Lock
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.registry import Collector
 
 PREFIX = "boxoffice"
 # Buckets for waits from a second to tens of minutes: time in queue, probes.
@@ -174,6 +175,201 @@ def work_queue_metrics(
     )
 
 
+# Canary and funnel monitor (monitors/): the scheduled probe and the numbers
+# it polls from AWS.
+
+# Buckets for one probe stage: a healthy stage takes about a second, a stuck
+# one runs into its deadline of tens of seconds to minutes.
+PROBE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 300)
+
+
+@dataclass(frozen=True)
+class CanaryMetrics:
+    """Metrics of the scheduled canary: runs, stage timings and alert state."""
+
+    runs: Counter
+    stage_duration: Histogram
+    probe_duration: Histogram
+    last_run: Gauge
+    last_success: Gauge
+    interval: Gauge
+    failing: Gauge
+    notifications: Counter
+
+
+def canary_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> CanaryMetrics:
+    """Create and register the canary's metrics."""
+    return CanaryMetrics(
+        runs=Counter(
+            f"{PREFIX}_canary_runs_total",
+            "Probe runs by result (success, failure, error, skipped).",
+            ["sale", "result"],
+            registry=registry,
+        ),
+        stage_duration=Histogram(
+            f"{PREFIX}_canary_stage_duration_seconds",
+            "Time the synthetic fan took to pass one funnel stage, or to fail it.",
+            ["sale", "stage", "result"],
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        ),
+        probe_duration=Histogram(
+            f"{PREFIX}_canary_probe_duration_seconds",
+            "Time one probe took from join to cleanup.",
+            ["sale", "result"],
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        ),
+        last_run=Gauge(
+            f"{PREFIX}_canary_last_run_timestamp_seconds",
+            "When the last probe finished, whatever its result, or when the "
+            "monitor started if none has finished yet (epoch seconds).",
+            ["sale"],
+            registry=registry,
+        ),
+        last_success=Gauge(
+            f"{PREFIX}_canary_last_success_timestamp_seconds",
+            "When the last successful probe finished (epoch seconds).",
+            ["sale"],
+            registry=registry,
+        ),
+        interval=Gauge(
+            f"{PREFIX}_canary_interval_seconds",
+            "Configured time between two probes.",
+            ["sale"],
+            registry=registry,
+        ),
+        failing=Gauge(
+            f"{PREFIX}_canary_failing",
+            "1 while the canary alert fires (M of the last N probes failed), else 0.",
+            ["sale"],
+            registry=registry,
+        ),
+        notifications=Counter(
+            f"{PREFIX}_canary_notifications_total",
+            "Alert notifications by receiver kind, alert status and result.",
+            ["receiver", "status", "result"],
+            registry=registry,
+        ),
+    )
+
+
+class PolledCounter(Collector):
+    """A counter whose total is kept elsewhere and read by a poller.
+
+    The forwarder counts its bad records in DynamoDB. Exposing that total as
+    it is, instead of counting deltas here, keeps the series monotonic when
+    the monitor restarts.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name.removesuffix("_total")
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def set(self, value: float, **labels: str) -> None:
+        """Record the latest total read for one label set."""
+        key = tuple(labels[name] for name in self.labelnames)
+        with self._lock:
+            self._values[key] = value
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            self.name, self.documentation, labels=self.labelnames
+        )
+        with self._lock:
+            for key, value in self._values.items():
+                family.add_metric(list(key), value)
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+
+@dataclass(frozen=True)
+class FunnelMetrics:
+    """The funnel's numbers as the monitor polls them from the stack."""
+
+    work_queue_messages: Gauge
+    oldest_message_age: Gauge
+    dead_letter_messages: Gauge
+    fans_waiting: Gauge
+    windows_in_use: Gauge
+    tickets_left: Gauge
+    forwarder_errors: PolledCounter
+    polls: Counter
+    last_poll: Gauge
+
+
+def funnel_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> FunnelMetrics:
+    """Create and register the gauges the monitor polls from AWS."""
+    return FunnelMetrics(
+        work_queue_messages=Gauge(
+            f"{PREFIX}_work_queue_messages",
+            "Messages on the work queue, visible plus in flight.",
+            registry=registry,
+        ),
+        oldest_message_age=Gauge(
+            f"{PREFIX}_funnel_oldest_work_message_age_seconds",
+            "Age of the sale's oldest work message, read from the sale's counters: "
+            "now minus when the fan at the head of the line was numbered.",
+            ["sale"],
+            registry=registry,
+        ),
+        dead_letter_messages=Gauge(
+            f"{PREFIX}_dead_letter_messages",
+            "Messages on a dead-letter queue (queue: forwarder or work).",
+            ["queue"],
+            registry=registry,
+        ),
+        fans_waiting=Gauge(
+            f"{PREFIX}_funnel_fans_waiting",
+            "Fans numbered and not yet admitted, read from the sale's counters.",
+            ["sale"],
+            registry=registry,
+        ),
+        windows_in_use=Gauge(
+            f"{PREFIX}_funnel_windows_in_use",
+            "Windows serving a fan, read from the sale's counters.",
+            ["sale"],
+            registry=registry,
+        ),
+        tickets_left=Gauge(
+            f"{PREFIX}_funnel_tickets_left",
+            "Tickets not yet sold, read from the sale's counters.",
+            ["sale"],
+            registry=registry,
+        ),
+        forwarder_errors=PolledCounter(
+            f"{PREFIX}_forwarder_errors_total",
+            "Stream records the forwarder could not process and sent to the "
+            "dead-letter queue, read from its counter in the sales table.",
+            [],
+            registry=registry,
+        ),
+        polls=Counter(
+            f"{PREFIX}_funnel_polls_total",
+            "Polls of the stack's tables and queues by result (success, error).",
+            ["result"],
+            registry=registry,
+        ),
+        last_poll=Gauge(
+            f"{PREFIX}_funnel_last_poll_timestamp_seconds",
+            "When the monitor last read the funnel's numbers (epoch seconds).",
+            registry=registry,
+        ),
+    )
+
+
 # --- Load tests: the Locust master's (or a local run's) exporter -------------
 
 
@@ -228,7 +424,7 @@ class RequestCollector:
 
     def __init__(self) -> None:
         self._tallies: dict[str, RequestTally] = {}
-        self._lock = Lock()
+        self._lock = threading.Lock()
 
     def add(self, name: str, tally: RequestTally) -> None:
         """Add a tally for request ``name`` to the totals."""

@@ -53,3 +53,27 @@ class PrometheusError(BoxOfficeError, RuntimeError):
 
 class ForwarderConfigError(BoxOfficeError, LookupError):
     """The forwarder cannot find its config table or a setting in it."""
+
+
+# Errors of the fan client (system/fan.py).
+
+
+class FanStateError(BoxOfficeError, RuntimeError):
+    """The fan is not at the point of the funnel the call needs."""
+
+
+class TicketingError(BoxOfficeError, RuntimeError):
+    """The ticketing service could not be reached or answered with an error."""
+
+
+class TicketingRejectedError(BoxOfficeError):
+    """The ticketing service rejected a claim or purchase with an HTTP 4xx."""
+
+    def __init__(self, status_code: int, error: str, message: str = "") -> None:
+        text = f"The ticketing service rejected the request: HTTP {status_code} "
+        text += f"{error!r}."
+        if message:
+            text += f" {message}"
+        super().__init__(text)
+        self.status_code = status_code
+        self.error = error
