@@ -308,6 +308,7 @@ class FunnelMetrics:
     forwarder_errors: PolledCounter
     polls: Counter
     last_poll: Gauge
+    fans_numbered: PolledCounter
 
 
 def funnel_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> FunnelMetrics:
@@ -365,6 +366,13 @@ def funnel_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> FunnelMetr
         last_poll=Gauge(
             f"{PREFIX}_funnel_last_poll_timestamp_seconds",
             "When the monitor last read the funnel's numbers (epoch seconds).",
+            registry=registry,
+        ),
+        fans_numbered=PolledCounter(
+            f"{PREFIX}_funnel_fans_numbered_total",
+            "Fans given a queue number (joined the line), read from the sale's "
+            "counters.",
+            ["sale"],
             registry=registry,
         ),
     )
