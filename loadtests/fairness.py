@@ -2,10 +2,13 @@
 
 A pair of fans is an inversion when the fan with the higher queue number was
 admitted before the fan with the lower one: someone who joined the line later
-was served first. Fans report their admissions late and out of order (each
-learns of its turn on its next poll, and Locust workers report every few
-seconds), so admissions wait in a buffer until they are ``settle_seconds``
-older than the newest one seen, then are counted in admission-time order.
+was served first. Admission times are the window processor's, written on the
+fans' items, so one clock orders them all.
+
+Fans report their admissions late and out of order: each learns of its turn
+on its next poll, and Locust workers report every few seconds. So admissions
+wait in a buffer until they are ``settle_seconds`` older than the newest one
+seen, and are then counted in admission-time order.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import bisect
 import heapq
 from dataclasses import dataclass, field
 
-# Admissions closer together than this are simultaneous: W windows take
-# consecutive fans from the work queue at the same moment.
+# Admissions closer together than this count as simultaneous, because the
+# windows take consecutive fans from the work queue at about the same moment.
+# NOTE: a chosen margin, not a measured one.
 DEFAULT_TOLERANCE_SECONDS = 1.0
-# Longer than a fan's longest poll interval plus a worker's report interval,
-# so an admission is rarely reported after a later one was already counted.
+# Far longer than a fan at the front of the line waits between polls plus a
+# worker's report interval (3 s). An admission reported after later ones were
+# counted is still counted exactly, only with a slower linear scan.
 DEFAULT_SETTLE_SECONDS = 30.0
 
 
@@ -97,8 +102,8 @@ class FairnessTracker:
         return self._tree.count_above(number)
 
     def _count_late(self, number: int, admitted_at: float) -> int:
-        # Reported after later admissions were counted: compare it with every
-        # counted admission (linear, but rare once the settle time is long).
+        # Reported after later admissions were counted, so compare it with
+        # every counted admission. This is linear but rare.
         earliest = admitted_at - self.tolerance_seconds
         latest = admitted_at + self.tolerance_seconds
         jumped_ahead = sum(
