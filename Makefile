@@ -32,8 +32,8 @@ spike: install
 	$(BIN)/boxoffice spike
 
 lint: install
-	$(BIN)/ruff check system loadtests synthetic monitors tests
-	$(BIN)/ruff format --check system loadtests synthetic monitors tests
+	$(BIN)/ruff check system loadtests synthetic monitors benchmarks tests
+	$(BIN)/ruff format --check system loadtests synthetic monitors benchmarks tests
 	$(BIN)/cfn-lint system/template.yaml system/deploy/shared.yaml
 
 typecheck: install

@@ -303,16 +303,15 @@ class Probe:
 
 
 def _check_number(view: FanView, run: _Run) -> bool:
-    # NOTE: the forwarder numbers every INSERT it can parse, an injected item
-    # included, and resets its server-owned attributes. With the forwarder's
-    # stream mapping enabled, a fan injected at admission may be renumbered
-    # under the probe, so the probe reports that instead of a window fault.
+    # The forwarder leaves a synthetic fan written already numbered alone. A
+    # forwarder that predates that rule renumbers it under the probe, so the
+    # probe reports that instead of a window fault.
     injected = run.injected_number
     if injected is not None and view.queue_number not in (None, injected):
         raise StageFailedError(
             f"the forwarder renumbered the injected fan ({injected} -> "
-            f"{view.queue_number}); disable the forwarder's event source mapping "
-            "to test the windows alone with --inject-at admission"
+            f"{view.queue_number}); deploy a forwarder that skips synthetic fans "
+            "injected already numbered, or disable its event source mapping"
         )
     return True
 

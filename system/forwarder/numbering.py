@@ -29,6 +29,11 @@ BATCH_GET_BACKOFF_SECONDS = 0.05
 # The margin covers clock skew between Lambda hosts.
 RESEND_WINDOW_SECONDS = 240
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# BatchWriteItem takes at most 25 puts per request and may hand some back as
+# unprocessed when throttled; those are sent again with a backoff.
+MAX_BATCH_WRITE_ITEMS = 25
+BATCH_WRITE_ATTEMPTS = 4
+BATCH_WRITE_BACKOFF_SECONDS = 0.05
 
 # The numbering write sets these and removes every other server-owned
 # attribute, so nothing a client wrote into them survives.
@@ -144,6 +149,54 @@ def allocate_numbers(
         raise
     last = int(response["Attributes"][schema.NEXT_NUMBER]["N"])
     return range(last - count + 1, last + 1)
+
+
+def put_numbered_items(
+    dynamodb: Any, queue_table: str, fans: list[NumberedFan]
+) -> dict[int, str]:
+    """Write up to 25 numbered fans' items with one BatchWriteItem.
+
+    Each item is written whole: the browser's validated attributes and the
+    forwarder's, so nothing else a client wrote survives. Returns the
+    positions in ``fans`` that were not written, with the error's name.
+
+    A put has no condition, so the caller must have read, consistently and
+    in this invocation, that each fan's item exists and that this stream
+    record has not numbered it. Only the forwarder writes a real fan's item
+    between its join and its work message, so that read still holds.
+    """
+    if len(fans) > MAX_BATCH_WRITE_ITEMS:
+        raise ValueError(f"{len(fans)} items exceed BatchWriteItem's limit of 25.")
+    by_fan = {fan.join.fan_id: index for index, fan in enumerate(fans)}
+    requests = [{"PutRequest": {"Item": _numbered_item(fan)}} for fan in fans]
+    for attempt in range(BATCH_WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(BATCH_WRITE_BACKOFF_SECONDS * 2**attempt)
+        try:
+            response = dynamodb.batch_write_item(RequestItems={queue_table: requests})
+        except (ClientError, BotoCoreError) as exc:
+            return {index: error_name(exc) for index in by_fan.values()}
+        requests = (response.get("UnprocessedItems") or {}).get(queue_table, [])
+        if not requests:
+            return {}
+    return {
+        by_fan[request["PutRequest"]["Item"][schema.FAN_ID]["S"]]: "UnprocessedItems"
+        for request in requests
+    }
+
+
+def _numbered_item(fan: NumberedFan) -> dict[str, Any]:
+    join = fan.join
+    return {
+        schema.FAN_ID: {"S": join.fan_id},
+        schema.SALE_ID: {"S": join.sale_id},
+        schema.CLIENT_TIME: {"N": str(join.client_time)},
+        schema.SYNTHETIC: {"BOOL": join.synthetic},
+        schema.QUEUE_NUMBER: {"N": str(fan.queue_number)},
+        schema.STATUS: {"S": schema.WAITING},
+        schema.NUMBERED_AT: {"N": str(fan.numbered_at)},
+        schema.STREAM_SEQUENCE: {"S": join.sequence_number},
+    }
 
 
 def write_number(dynamodb: Any, queue_table: str, fan: NumberedFan) -> bool:

@@ -2,7 +2,8 @@
 
 A record becomes a ``FanJoin`` when it is an INSERT that a browser could have
 written, a ``SkippedRecord`` when it is a MODIFY or REMOVE, and a
-``BadRecord`` otherwise. Only the browser's attributes are read from the new
+``BadRecord`` otherwise. A synthetic fan injected already numbered (the
+probe's pump mode) is skipped too. Only the browser's attributes are read from the new
 image: whatever else a client wrote is ignored here and removed when the fan
 is numbered. This module makes no AWS calls.
 """
@@ -33,7 +34,11 @@ MAX_FAN_ID_LENGTH = 128
 SALE_ID_PATTERN = re.compile(r"[\x21\x22\x24-\x7e]{1,64}")
 # Attributes read from an INSERT's new image. stream_sequence is read only
 # to reject a client that forged it.
-IMAGE_ATTRIBUTES = (*schema.BROWSER_ATTRIBUTES, schema.STREAM_SEQUENCE)
+IMAGE_ATTRIBUTES = (
+    *schema.BROWSER_ATTRIBUTES,
+    schema.STREAM_SEQUENCE,
+    schema.QUEUE_NUMBER,
+)
 INSERT = "INSERT"
 EVENT_NAMES = frozenset({INSERT, "MODIFY", "REMOVE"})
 
@@ -175,7 +180,7 @@ def _parse_insert(
     stream: dict[str, Any],
     event_id: str | None,
     sequence_number: str,
-) -> FanJoin | BadRecord:
+) -> FanJoin | SkippedRecord | BadRecord:
     keys = stream.get("Keys")
     ids = _RecordIds(raw, event_id, sequence_number, keys)
     image = stream.get("NewImage")
@@ -214,7 +219,7 @@ def _parse_insert(
 
 def _validate_join(
     image: dict[str, Any], fan_id: str, ids: _RecordIds
-) -> FanJoin | BadRecord:
+) -> FanJoin | SkippedRecord | BadRecord:
     sale_id = image.get(schema.SALE_ID)
     if not isinstance(sale_id, str) or not SALE_ID_PATTERN.fullmatch(sale_id):
         return ids.bad(
@@ -246,6 +251,13 @@ def _validate_join(
             fan_id=fan_id,
             sale_id=sale_id,
         )
+
+    # The probe's pump mode writes a synthetic fan already numbered and sends
+    # its work message itself, to test the windows alone. Numbering it again
+    # would reset it under the probe. A real fan gains nothing by copying
+    # this: no work message is sent for it, so no window ever admits it.
+    if synthetic and image.get(schema.QUEUE_NUMBER) is not None:
+        return SkippedRecord(INSERT, ids.sequence_number)
 
     # The forwarder writes stream_sequence with an update, so it appears on
     # MODIFY records only. On an INSERT the client wrote it, and if it equals

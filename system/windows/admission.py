@@ -29,6 +29,7 @@ class Outcome(enum.Enum):
     SOLD_OUT = "sold_out"  # the fan's status was set to sold_out
     DUPLICATE = "duplicate"  # the fan is no longer waiting with this number
     NOT_NUMBERED = "not_numbered"  # the fan's item has no queue number yet
+    FAN_GONE = "fan_gone"  # the fan's item was deleted: a probe cleaned it up
     WINDOW_TAKEN = "window_taken"  # the window was not free after all
     CONFLICT = "conflict"  # another write raced this one; try again
 
@@ -182,7 +183,9 @@ class Admitter:
 
 def _fan_outcome(old_item: dict[str, Any] | None, message: WorkMessage) -> Outcome:
     """Classify a fan whose waiting-with-this-number condition failed."""
-    fan = from_attributes(old_item or {})
+    if not old_item:
+        return Outcome.FAN_GONE
+    fan = from_attributes(old_item)
     if fan.get(schema.STATUS) is None or fan.get(schema.QUEUE_NUMBER) is None:
         return Outcome.NOT_NUMBERED
     if (

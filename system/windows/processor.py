@@ -368,7 +368,7 @@ class Processor:
             if not free:
                 break
             outcome = self._admit_to_free_window(line, message, free, now)
-            if outcome is Outcome.ADMITTED or outcome is Outcome.DUPLICATE:
+            if outcome in (Outcome.ADMITTED, Outcome.DUPLICATE, Outcome.FAN_GONE):
                 handled.append(message)
             elif outcome is Outcome.NOT_NUMBERED:
                 self._retry_later(line, message)
@@ -405,6 +405,12 @@ class Processor:
                 "Fan %s is not waiting with number %d; dropping message %s",
                 message.fan_id,
                 message.queue_number,
+                message.message_id,
+            )
+        elif outcome is Outcome.FAN_GONE:
+            logger.info(
+                "Fan %s of work message %s no longer exists; dropping the message",
+                message.fan_id,
                 message.message_id,
             )
         elif outcome in (Outcome.WINDOW_TAKEN, Outcome.CONFLICT):

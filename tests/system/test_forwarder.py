@@ -314,6 +314,31 @@ class FlakyClient:
         return call
 
 
+class PartlyUnprocessedDynamoDB:
+    """A real DynamoDB client whose BatchWriteItem hands chosen fans' puts back
+    as UnprocessedItems, as a throttled table does; only a stub can make this
+    partial failure on demand."""
+
+    def __init__(self, real: Any, unprocessed_fans: set[str]) -> None:
+        self.real = real
+        self.unprocessed_fans = unprocessed_fans
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> Any:
+        written: dict[str, Any] = {}
+        unprocessed: dict[str, Any] = {}
+        for table, requests in RequestItems.items():
+            for request in requests:
+                fan = request["PutRequest"]["Item"][schema.FAN_ID]["S"]
+                target = unprocessed if fan in self.unprocessed_fans else written
+                target.setdefault(table, []).append(request)
+        if written:
+            self.real.batch_write_item(RequestItems=written)
+        return {"UnprocessedItems": unprocessed}
+
+
 class PartlyFailingSqs:
     """A real SQS client whose SendMessageBatch reports chosen fans as failed,
     a partial failure that only a stub can make on demand."""
@@ -585,11 +610,7 @@ def test_failed_records_retried_alone(
     }
     throttled, unsent = fans[1], fans[4]
     flaky = AwsClients(
-        dynamodb=FlakyClient(
-            aws.client,
-            lambda name, kwargs: name == "update_item" and _fan_of(kwargs) == throttled,
-            "ThrottlingException",
-        ),
+        dynamodb=PartlyUnprocessedDynamoDB(aws.client, {throttled}),
         sqs=PartlyFailingSqs(aws.sqs, {unsent}),
     )
 

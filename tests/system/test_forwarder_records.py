@@ -88,6 +88,15 @@ def test_client_written_server_attributes_ignored() -> None:
     assert parsed.sale_id == item[schema.SALE_ID]
 
 
+def test_synthetic_fan_injected_numbered_skipped() -> None:
+    item = browser_item(synthetic=True, queue_number=Decimal(7))
+    record = stream_record(item)
+
+    parsed = parse_record(record)
+
+    assert parsed == SkippedRecord("INSERT", record["dynamodb"]["SequenceNumber"])
+
+
 def _record_with(**attributes: Any) -> dict[str, Any]:
     return stream_record(browser_item(**attributes))
 

@@ -542,3 +542,28 @@ def test_malformed_message_dead_lettered(
     )
     assert window_processor.process is not None
     assert window_processor.process.poll() is None
+
+
+def test_message_of_deleted_fan_dropped(
+    window_processor: ProcessorProcess,
+    pump: Pump,
+    pump_sale: Callable[..., SaleConfig],
+    pump_dynamodb: Any,
+    pump_resources: StackResources,
+) -> None:
+    # The sale opens a moment later, so the fan is deleted before its turn, as
+    # the synthetic probe deletes a fan that failed half-way.
+    sale = pump_sale(window_count=1, session_seconds=60, on_sale_at=time.time() + 3)
+    queue = pump_dynamodb.Table(pump_resources.queue_table)
+    gone, kept = pump.fans(sale.sale_id, 2)
+    queue.delete_item(Key={schema.FAN_ID: gone.fan_id})
+    dead_letters = queue_depth(pump.sqs, pump_resources.work_dead_letter_queue_url)
+
+    wait_for(lambda: _admitted(queue, [kept], 1), timeout=WAIT_SECONDS, message="kept")
+
+    assert (
+        window_processor.metric("boxoffice_work_messages_total", result="fan_gone") == 1
+    )
+    assert get_items(queue, [gone]) == [{}]
+    depth = queue_depth(pump.sqs, pump_resources.work_dead_letter_queue_url)
+    assert depth == dead_letters

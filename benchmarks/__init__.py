@@ -1,0 +1,1 @@
+"""Benchmarks of the queue system on the embedded stack."""
