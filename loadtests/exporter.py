@@ -14,7 +14,8 @@ the rest through the returned exporter (or ``find(environment)``), in any
 process: ``set_active_fans(count)`` when the fans are not Locust users,
 ``record_arrival()`` when a fan arrives, ``record_admission(...)`` when a
 fan sees its turn, and ``set_threshold(name, passed)`` for a pass/fail
-threshold.
+threshold judged while Locust runs. Thresholds judged after Locust has
+exited go out through ``loadtests.threshold_metrics``.
 
 Every figure is in seconds and follows the contract of ``monitors.metrics``;
 nothing depends on Locust's web UI.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,9 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.metrics_core import Metric
 
 from loadtests.fairness import FairnessTracker
+from loadtests.threshold_metrics import ScrapeClock
 from monitors.metrics import LoadTestMetrics, RequestTally, loadtest_metrics
 from system.errors import ExporterError
 
@@ -92,20 +92,6 @@ class _Batch:
         )
 
 
-class _ScrapeClock:
-    """A collector with no metrics that notes when ``/metrics`` was last read."""
-
-    def __init__(self) -> None:
-        self.last_scrape = 0.0
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        self.last_scrape = time.time()
-        return []
-
-
 class LoadTestExporter:
     """Locust event listeners and the ``/metrics`` server of one load test."""
 
@@ -121,7 +107,7 @@ class LoadTestExporter:
         self.metrics: LoadTestMetrics = loadtest_metrics(registry)
         self.final_scrape_timeout_seconds = final_scrape_timeout_seconds
         self.port: int | None = None
-        self._clock = _ScrapeClock()
+        self._clock = ScrapeClock()
         registry.register(self._clock)
         self._batch = _Batch()
         self._active_fans: dict[str, int] = {}  # by worker id, "" for this process
