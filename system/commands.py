@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
         help="ticketing service port (default: a free one)",
     )
     add_sale_options(up)
+    add_prometheus_options(up)
     up.set_defaults(handler=run_up)
 
     down = subparsers.add_parser(
@@ -114,6 +115,22 @@ def add_sale_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_prometheus_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that start a local Prometheus next to the stack."""
+    group = parser.add_argument_group("prometheus")
+    group.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also start Prometheus (/usr/bin/prometheus) on 127.0.0.1 with "
+        "dashboards/prometheus.yml and the alert rules",
+    )
+    group.add_argument(
+        "--prometheus-port",
+        type=int,
+        help="Prometheus port (default: 9090, or a free one when 9090 is taken)",
+    )
+
+
 def sale_from_args(args: argparse.Namespace) -> SaleConfig:
     """Build a sale configuration from the sale options."""
     import time
@@ -138,6 +155,8 @@ def run_up(args: argparse.Namespace) -> int:
         sale=sale_from_args(args),
         progress=lambda message: print(f"... {message}", flush=True),
     )
+    if args.prometheus:
+        _start_prometheus(state, args.prometheus_port)
     print(f"Embedded stack is up (state in {state.home}).")
     print(f"  AWS endpoint:      {state.endpoint_url}")
     print(f"  ticketing service: {state.ticketing_url}")
@@ -146,6 +165,8 @@ def run_up(args: argparse.Namespace) -> int:
         f"/metrics (windows), http://127.0.0.1:{state.ticketing_metrics_port}"
         "/metrics (ticketing)"
     )
+    if state.prometheus_port:
+        print(f"  prometheus:        http://127.0.0.1:{state.prometheus_port}")
     print(f"  stack:             {state.stack_name}, sale {args.sale_id!r}")
     print("Use it from a shell with:")
     print(
@@ -154,6 +175,17 @@ def run_up(args: argparse.Namespace) -> int:
     )
     print("Stop it with `boxoffice down`.")
     return 0
+
+
+def _start_prometheus(state: Any, port: int | None) -> None:
+    from system import embedded, prometheus
+
+    print("... Starting Prometheus", flush=True)
+    try:
+        prometheus.start(state, port=port)
+    except BaseException:
+        embedded.stop(state)
+        raise
 
 
 def run_down(args: argparse.Namespace) -> int:

@@ -52,6 +52,8 @@ class EmbeddedState:
     stack_name: str = DEFAULT_STACK_NAME
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
+    # Set by `boxoffice up --prometheus` (system/prometheus.py); 0 when none.
+    prometheus_port: int = 0
 
     @property
     def endpoint_url(self) -> str:
@@ -205,7 +207,7 @@ def down(home: Path | str | None = None) -> list[str]:
 def stop(state: EmbeddedState) -> list[str]:
     """Stop the processes recorded in ``state`` by PID and remove the state file."""
     stopped = []
-    for name in ("ticketing", "processor", "ministack"):
+    for name in ("prometheus", "ticketing", "processor", "ministack"):
         pid = state.pids.get(name)
         if pid is not None and _alive(pid):
             _terminate(pid)
