@@ -324,6 +324,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     group.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve the run's figures to Prometheus on 127.0.0.1:PORT from the "
+        "Locust master, then the threshold verdicts once Locust has exited "
+        "(default: no metrics)",
+    )
+    group.add_argument(
         "--report-dir",
         metavar="DIR",
         help="folder for the report (default: reports/spike-<UTC time>)",
