@@ -328,8 +328,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="PORT",
         help="serve the run's figures to Prometheus on 127.0.0.1:PORT from the "
-        "Locust master, then the threshold verdicts once Locust has exited "
-        "(default: no metrics)",
+        "Locust master, then the threshold verdicts once Locust has exited; "
+        "each waits up to 15 s for a last scrape (dashboards/prometheus.yml "
+        "scrapes 9646; default: no metrics)",
     )
     group.add_argument(
         "--report-dir",
