@@ -218,6 +218,14 @@ def run_status(args: argparse.Namespace) -> int:
         settings = state.settings
         processes = {name: embedded._alive(pid) for name, pid in state.pids.items()}
     resources = describe_stack(settings)
+    from system import schema
+    from system.errors import InvalidSaleError
+
+    if not schema.SALE_ID_PATTERN.fullmatch(args.sale_id):
+        raise InvalidSaleError(
+            f"Sale id {args.sale_id!r} is invalid: use 1 to 64 printable ASCII "
+            "characters without spaces or '#'."
+        )
     snapshot = read_snapshot(settings, resources, args.sale_id)
     if args.json:
         print(json.dumps({"processes": processes, **snapshot.as_dict()}, indent=2))
