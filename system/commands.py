@@ -44,7 +44,9 @@ def register(subparsers: Any) -> None:
         help="stop the embedded stack",
         description="Stop every process `boxoffice up` started, by PID.",
     )
-    down.add_argument("--home", help="state folder (default: ~/.boxoffice)")
+    down.add_argument(
+        "--home", help="state folder (env: BOXOFFICE_HOME, default: ~/.boxoffice)"
+    )
     down.set_defaults(handler=run_down)
 
     status = subparsers.add_parser(
@@ -171,7 +173,8 @@ def run_up(args: argparse.Namespace) -> int:
     print("Use it from a shell with:")
     print(
         f"  export AWS_ENDPOINT_URL={state.endpoint_url} AWS_REGION=us-east-1 "
-        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+        "AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=test "
+        "AWS_SECRET_ACCESS_KEY=test"
     )
     print("Stop it with `boxoffice down`.")
     return 0
@@ -226,6 +229,15 @@ def run_status(args: argparse.Namespace) -> int:
             f"Sale id {args.sale_id!r} is invalid: use 1 to 64 printable ASCII "
             "characters without spaces or '#'."
         )
+    from system.clients import make_session
+    from system.sale import get_sale
+
+    sales = (
+        make_session(settings)
+        .resource("dynamodb", endpoint_url=settings.endpoint_url)
+        .Table(resources.sales_table)
+    )
+    get_sale(sales, args.sale_id)  # raises SaleNotFoundError with the fix
     snapshot = read_snapshot(settings, resources, args.sale_id)
     if args.json:
         print(json.dumps({"processes": processes, **snapshot.as_dict()}, indent=2))
