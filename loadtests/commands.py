@@ -76,7 +76,7 @@ def plan_from_args(
     low, high = parse_ticket_range(args.tickets_per_order)
     arrivals: tuple[int, ...] = ()
     if args.arrival_profile == TOUR_2022:
-        fans = args.fans or tour_2022_fans(args.invited)
+        fans = tour_2022_fans(args.invited) if args.fans is None else args.fans
         share = _given(args.presale_share, TOUR_2022_PRESALE_SHARE)
         presale_seconds = _given(args.presale_seconds, TOUR_2022_PRESALE_SECONDS)
         spike_seconds = _given(args.spike_seconds, TOUR_2022_SPIKE_SECONDS)
@@ -87,7 +87,7 @@ def plan_from_args(
             else tour_2022_stock(fans, mix.get("bot", 0.0) / total)
         )
     else:
-        fans = args.fans or DEFAULT_PRESALE_FANS
+        fans = DEFAULT_PRESALE_FANS if args.fans is None else args.fans
         share = _given(args.presale_share, DEFAULT_PRESALE_SHARE)
         presale_seconds = _given(args.presale_seconds, TOUR_2022_PRESALE_SECONDS)
         spike_seconds = _given(args.spike_seconds, TOUR_2022_SPIKE_SECONDS)
@@ -322,6 +322,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="pooled connections per endpoint in each Locust process "
         "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve the run's figures to Prometheus on 127.0.0.1:PORT from the "
+        "Locust master, then the threshold verdicts once Locust has exited; "
+        "each waits up to 15 s for a last scrape (dashboards/prometheus.yml "
+        "scrapes 9646; default: no metrics)",
     )
     group.add_argument(
         "--report-dir",

@@ -19,7 +19,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -33,6 +33,10 @@ from loadtests.fans import Fan
 from loadtests.plan import BOT, SpikePlan
 from loadtests.series import Series
 from system import schema
+
+if TYPE_CHECKING:
+    # Importing the exporter imports Locust, which patches with gevent.
+    from loadtests.exporter import LoadTestExporter
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class Crowd:
         fire: Callable[..., None],
         *,
         on_progress: Progress | None = None,
+        exporter: LoadTestExporter | None = None,
     ) -> None:
         if plan.start_at <= 0:
             raise ValueError("The plan has no start time; set start_at first.")
@@ -73,6 +78,8 @@ class Crowd:
         self.series = Series()
         self._fire = fire
         self._on_progress = on_progress
+        self.exporter = exporter
+        self.active_fans = 0  # arrived and not finished
         self.client = StackClient(
             plan.targets, plan.connections, self._report, self.rng
         )
@@ -142,19 +149,37 @@ class Crowd:
     def count(self, name: str, at: float, amount: int = 1) -> None:
         self.series.count(name, self._second(at), amount)
 
+    def arrived(self, fan: Fan) -> None:
+        self.active_fans += 1
+        if self.exporter is not None:
+            self.exporter.record_arrival()
+            self.exporter.set_active_fans(self.active_fans)
+
     def joined(self, fan: Fan) -> None:
         self.counters["joined"] += 1
         self.counters["waiting"] += 1
         self.counters["in_line"] += 1
         self.count(series.JOINS, fan.joined_at or time.time())
 
-    def admitted(self, fan: Fan) -> None:
+    def admitted(self, fan: Fan, admitted_at: float | None = None) -> None:
+        """Count ``fan`` as admitted at ``admitted_at``, the processor's time."""
         self.counters["admitted"] += 1
         self.counters["waiting"] -= 1
-        self.count(series.ADMISSIONS, fan.admitted_seen_at or time.time())
+        seen_at = fan.admitted_seen_at or time.time()
+        self.count(series.ADMISSIONS, seen_at)
+        if self.exporter is None or fan.queue_number is None:
+            return
+        waited = seen_at - (fan.joined_at or seen_at)
+        self.exporter.record_admission(
+            self.plan.sale_id, fan.queue_number, admitted_at or seen_at, waited
+        )
 
     def finished(self, fan: Fan, was_waiting: bool) -> None:
         self.counters["finished"] += 1
+        if fan.arrived_at:
+            self.active_fans -= 1
+            if self.exporter is not None:
+                self.exporter.set_active_fans(self.active_fans)
         if was_waiting:
             self.counters["waiting"] -= 1
         if fan.joined_at is not None:

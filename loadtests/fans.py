@@ -180,6 +180,7 @@ def arrive(crowd: Crowd, fan: Fan, due: float) -> None:
     """
     if fan.arrived_at == 0.0:
         fan.arrived_at = time.time()
+        crowd.arrived(fan)
         crowd.count(series.ARRIVALS, fan.arrived_at)
     if fan.arrival.behaviour == BOT:
         bot_try(crowd, fan, due)
@@ -426,7 +427,7 @@ def _act_on_position(
     where = position(item, sale)
     _note_number(crowd, fan, where.queue_number, now)
     if where.my_turn and where.purchase_url:
-        _admitted(crowd, fan, where.purchase_url, now)
+        _admitted(crowd, fan, where.purchase_url, now, _admitted_at(item))
         return
     if where.status == schema.PURCHASED:
         finish(crowd, fan, PURCHASED)
@@ -454,10 +455,12 @@ def _act_on_position(
     crowd.schedule(now + _poll_interval(crowd, wait), fan, POLL)
 
 
-def _admitted(crowd: Crowd, fan: Fan, url: str, now: float) -> None:
+def _admitted(
+    crowd: Crowd, fan: Fan, url: str, now: float, admitted_at: float | None
+) -> None:
     fan.admitted_seen_at = now
     fan.purchase_url = url
-    crowd.admitted(fan)
+    crowd.admitted(fan, admitted_at)
     if fan.arrival.behaviour == ABANDONER and fan.arrival.variant == NEVER_OPEN:
         finish(crowd, fan, LEFT_AT_WINDOW)
         return
@@ -695,3 +698,9 @@ def _split_purchase_url(url: str) -> tuple[str, str]:
 
 def _key(fan_id: str) -> dict[str, Any]:
     return {schema.FAN_ID: {"S": fan_id}}
+
+
+def _admitted_at(item: dict[str, Any]) -> float | None:
+    """Return the admission time the window processor wrote on the item."""
+    value = item.get(schema.ADMITTED_AT, {}).get("N")
+    return float(value) if value is not None else None

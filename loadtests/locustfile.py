@@ -34,6 +34,7 @@ if not monkey.is_module_patched("socket"):
         "locust command, which patches it before loading the locustfile."
     )
 
+from loadtests import exporter
 from loadtests.collector import (
     DONE_MESSAGE,
     FANS_MESSAGE,
@@ -50,6 +51,9 @@ logger = logging.getLogger(__name__)
 START_LEAD_SECONDS = 2.0
 FANS_PER_MESSAGE = 500
 IDLE_SECONDS = 60.0
+# How long the master keeps /metrics up at exit for Prometheus to read the
+# last figures: a few scrape intervals.
+FINAL_SCRAPE_TIMEOUT_SECONDS = 15.0
 
 _collector: Collector | None = None
 
@@ -63,6 +67,13 @@ def _add_options(parser: Any) -> None:
         "single process only, workers get the plan from the master",
     )
     group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the load test's Prometheus metrics on 127.0.0.1:PORT "
+        "(master or single process; default: none)",
+    )
+    group.add_argument(
         "--spike-out",
         default="",
         help="folder for progress.json and the fans' records (default: the "
@@ -73,6 +84,17 @@ def _add_options(parser: Any) -> None:
 def _on_init(environment: Environment, **_: Any) -> None:
     global _collector
     runner = environment.runner
+    options = environment.parsed_options
+    metrics_port = getattr(options, "metrics_port", None)
+    if isinstance(runner, WorkerRunner):
+        # A worker serves nothing: it sends its figures with its reports.
+        exporter.install(environment)
+    elif metrics_port is not None:
+        exporter.install(
+            environment,
+            metrics_port,
+            final_scrape_timeout_seconds=FINAL_SCRAPE_TIMEOUT_SECONDS,
+        )
     if not isinstance(runner, MasterRunner | LocalRunner):
         return
     options = environment.parsed_options
@@ -146,7 +168,12 @@ class FanCrowd(User):
             runner.send_message(PROGRESS_MESSAGE, data)
 
         crowd = Crowd(
-            plan, worker, workers, environment.events.request.fire, on_progress=send
+            plan,
+            worker,
+            workers,
+            environment.events.request.fire,
+            on_progress=send,
+            exporter=exporter.find(environment),
         )
         crowd.run()
         result = crowd.result()

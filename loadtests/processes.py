@@ -28,9 +28,12 @@ STOP_TIMEOUT_SECONDS = 10.0
 class LocustProcesses:
     """The Locust processes of one run."""
 
-    def __init__(self, folder: Path, workers: int) -> None:
+    def __init__(
+        self, folder: Path, workers: int, metrics_port: int | None = None
+    ) -> None:
         self.folder = folder
         self.workers = workers
+        self.metrics_port = metrics_port
         self.master: subprocess.Popen[bytes] | None = None
         self.worker_processes: list[subprocess.Popen[bytes]] = []
 
@@ -65,6 +68,8 @@ class LocustProcesses:
             "--loglevel",
             "INFO",
         ]
+        if self.metrics_port is not None:
+            command += ["--metrics-port", str(self.metrics_port)]
         port = free_port() if self.workers else 0
         if self.workers:
             command += [

@@ -21,6 +21,7 @@ from loadtests.plan import SpikePlan, Targets
 from loadtests.processes import LocustProcesses
 from loadtests.series import Series
 from loadtests.target import Target, open_target, preflight
+from loadtests.threshold_metrics import serve_thresholds
 from loadtests.truth import StackTruth, read_truth
 from system import provision, schema
 from system.clients import make_session
@@ -39,6 +40,8 @@ WRITE_PLAN_LEAD_SECONDS = 120.0
 # Locust's own time limit, past the plan's cap: the drain of the last steps
 # plus reporting. It only matters if the crowd fails to stop by itself.
 LOCUST_GRACE_SECONDS = 60.0
+# How long the verdicts wait on --metrics-port for Prometheus to read them.
+THRESHOLD_SCRAPE_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass
@@ -81,7 +84,15 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
             f"sale {plan.sale_id} with {plan.stock:,} tickets and {plan.windows} "
             f"windows; report in {folder}"
         )
-        outcome = execute(plan, target, folder, limits, args.workers, console)
+        outcome = execute(
+            plan,
+            target,
+            folder,
+            limits,
+            args.workers,
+            console,
+            metrics_port=args.metrics_port,
+        )
     finally:
         stopped = target.close()
         if stopped:
@@ -96,9 +107,11 @@ def execute(
     limits: list[thresholds.Threshold],
     workers: int,
     console: Console,
+    *,
+    metrics_port: int | None = None,
 ) -> Outcome:
     """Run Locust on the written plan, then judge and report the run."""
-    processes = LocustProcesses(folder, workers)
+    processes = LocustProcesses(folder, workers, metrics_port)
     run_time = START_LEAD_SECONDS + plan.duration_cap_seconds + LOCUST_GRACE_SECONDS
     processes.start(folder / outputs.PLAN_FILE, run_time)
     try:
@@ -109,7 +122,17 @@ def execute(
     truth = read_truth(target.settings, target.resources, plan.sale_id)
     outputs.write_json(folder / outputs.TRUTH_FILE, truth.to_json())
     close_sale(target, plan.sale_id)
-    return judge(plan, folder, truth, limits, ended, target.description, console)
+    outcome = judge(plan, folder, truth, limits, ended, target.description, console)
+    if metrics_port is not None:
+        judged = {
+            str(verdict.threshold): verdict.passed
+            for verdict in outcome.verdicts
+            if verdict.passed is not None
+        }
+        serve_thresholds(
+            judged, metrics_port, timeout_seconds=THRESHOLD_SCRAPE_TIMEOUT_SECONDS
+        )
+    return outcome
 
 
 def judge(

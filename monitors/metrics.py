@@ -12,12 +12,18 @@ or on one it passes in, through the ``*_metrics`` factories below.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 PREFIX = "boxoffice"
@@ -302,6 +308,7 @@ class FunnelMetrics:
     forwarder_errors: PolledCounter
     polls: Counter
     last_poll: Gauge
+    fans_numbered: PolledCounter
 
 
 def funnel_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> FunnelMetrics:
@@ -359,6 +366,176 @@ def funnel_metrics(registry: CollectorRegistry = DEFAULT_REGISTRY) -> FunnelMetr
         last_poll=Gauge(
             f"{PREFIX}_funnel_last_poll_timestamp_seconds",
             "When the monitor last read the funnel's numbers (epoch seconds).",
+            registry=registry,
+        ),
+        fans_numbered=PolledCounter(
+            f"{PREFIX}_funnel_fans_numbered_total",
+            "Fans given a queue number (joined the line), read from the sale's "
+            "counters.",
+            ["sale"],
+            registry=registry,
+        ),
+    )
+
+
+# --- Load tests: the Locust master's (or a local run's) exporter -------------
+
+
+@dataclass
+class RequestTally:
+    """Running totals of one request name: counts and a latency histogram.
+
+    ``bucket_counts`` holds one count per bound of ``REQUEST_BUCKETS`` plus one
+    for larger values, not cumulative, so tallies from several Locust workers
+    add up field by field.
+    """
+
+    requests: int = 0
+    failures: int = 0
+    duration_sum_seconds: float = 0.0
+    bucket_counts: list[int] = field(
+        default_factory=lambda: [0] * (len(REQUEST_BUCKETS) + 1)
+    )
+
+    def observe(self, seconds: float, failed: bool) -> None:
+        """Count one request that took ``seconds`` and failed or not."""
+        self.requests += 1
+        self.failures += int(failed)
+        self.duration_sum_seconds += seconds
+        self.bucket_counts[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+
+    def copy(self) -> RequestTally:
+        """Return an independent copy of this tally."""
+        return RequestTally(
+            self.requests,
+            self.failures,
+            self.duration_sum_seconds,
+            list(self.bucket_counts),
+        )
+
+    def add(self, other: RequestTally) -> None:
+        """Add another tally of the same request name to this one."""
+        self.requests += other.requests
+        self.failures += other.failures
+        self.duration_sum_seconds += other.duration_sum_seconds
+        for index, count in enumerate(other.bucket_counts):
+            self.bucket_counts[index] += count
+
+
+class RequestCollector:
+    """Requests, failures and latency per request name, from tallies.
+
+    A Locust master never sees its workers' request events, only the tallies
+    they report, so these families are built from tallies at scrape time
+    instead of from ``Counter`` and ``Histogram`` objects.
+    """
+
+    def __init__(self) -> None:
+        self._tallies: dict[str, RequestTally] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, tally: RequestTally) -> None:
+        """Add a tally for request ``name`` to the totals."""
+        with self._lock:
+            self._tallies.setdefault(name, RequestTally()).add(tally)
+
+    def observe(self, name: str, seconds: float, failed: bool) -> None:
+        """Count one request of ``name`` into the totals."""
+        with self._lock:
+            self._tallies.setdefault(name, RequestTally()).observe(seconds, failed)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families({})
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            snapshot = {name: tally.copy() for name, tally in self._tallies.items()}
+        return self._families(snapshot)
+
+    def _families(self, tallies: dict[str, RequestTally]) -> list[Metric]:
+        requests = CounterMetricFamily(
+            f"{PREFIX}_loadtest_requests",
+            "Requests the simulated fans sent, by request name.",
+            labels=["name"],
+        )
+        failures = CounterMetricFamily(
+            f"{PREFIX}_loadtest_request_failures",
+            "Requests that failed, by request name.",
+            labels=["name"],
+        )
+        duration = HistogramMetricFamily(
+            f"{PREFIX}_loadtest_request_duration_seconds",
+            "Time from sending a request to its response, by request name.",
+            labels=["name"],
+        )
+        for name, tally in sorted(tallies.items()):
+            requests.add_metric([name], tally.requests)
+            failures.add_metric([name], tally.failures)
+            cumulative = list(accumulate(tally.bucket_counts))
+            buckets = [
+                (str(float(bound)), count)
+                for bound, count in zip(REQUEST_BUCKETS, cumulative, strict=False)
+            ]
+            buckets.append(("+Inf", cumulative[-1]))
+            duration.add_metric([name], buckets, tally.duration_sum_seconds)
+        return [requests, failures, duration]
+
+
+@dataclass(frozen=True)
+class LoadTestMetrics:
+    """Metrics of a load test, served by the Locust master or a local run."""
+
+    users: Gauge
+    arrivals: Counter
+    requests: RequestCollector
+    time_in_queue: Histogram
+    fairness_inversions: Counter
+    threshold_status: Gauge
+    cpu_usage: Gauge
+
+
+def loadtest_metrics(
+    registry: CollectorRegistry = DEFAULT_REGISTRY,
+) -> LoadTestMetrics:
+    """Create and register a load test's metrics."""
+    requests = RequestCollector()
+    registry.register(requests)
+    return LoadTestMetrics(
+        users=Gauge(
+            f"{PREFIX}_loadtest_users",
+            "Simulated fans active now (Locust users, unless the load test "
+            "counts its fans itself).",
+            registry=registry,
+        ),
+        arrivals=Counter(
+            f"{PREFIX}_loadtest_arrivals_total",
+            "Simulated fans that arrived at the sale (started).",
+            registry=registry,
+        ),
+        requests=requests,
+        time_in_queue=Histogram(
+            f"{PREFIX}_loadtest_time_in_queue_seconds",
+            "Time a simulated fan waited from joining to seeing its turn.",
+            ["sale"],
+            buckets=LONG_BUCKETS,
+            registry=registry,
+        ),
+        fairness_inversions=Counter(
+            f"{PREFIX}_loadtest_fairness_inversions_total",
+            "Pairs of simulated fans admitted out of queue-number order.",
+            ["sale"],
+            registry=registry,
+        ),
+        threshold_status=Gauge(
+            f"{PREFIX}_loadtest_threshold_status",
+            "Whether a pass/fail threshold of the load test holds (1) or not (0).",
+            ["name"],
+            registry=registry,
+        ),
+        cpu_usage=Gauge(
+            f"{PREFIX}_loadtest_cpu_usage_ratio",
+            "Highest CPU usage among the Locust processes, from 0 to 1; near 1 "
+            "the load generator, not the system, limits the figures.",
             registry=registry,
         ),
     )

@@ -85,6 +85,7 @@ class FunnelPoller:
             metrics.fans_waiting.labels(sale).set(snapshot.fans_waiting)
             metrics.windows_in_use.labels(sale).set(snapshot.windows_in_use)
             metrics.tickets_left.labels(sale).set(snapshot.tickets_left)
+            metrics.fans_numbered.set(snapshot.numbered, sale=sale)
         if snapshots:
             # The queues and the forwarder's counters are the same in each.
             first = snapshots[0]

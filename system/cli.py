@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # A job runner or `timeout` stops a command with SIGTERM. Handled like
+    # Ctrl-C, it lets a command stop the processes it started.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code: int = args.handler(args)
     except BoxOfficeError as exc:
@@ -71,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"boxoffice {args.command}: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
         help="ticketing service port (default: a free one)",
     )
     add_sale_options(up)
+    add_prometheus_options(up)
     up.set_defaults(handler=run_up)
 
     down = subparsers.add_parser(
@@ -43,7 +44,9 @@ def register(subparsers: Any) -> None:
         help="stop the embedded stack",
         description="Stop every process `boxoffice up` started, by PID.",
     )
-    down.add_argument("--home", help="state folder (default: ~/.boxoffice)")
+    down.add_argument(
+        "--home", help="state folder (env: BOXOFFICE_HOME, default: ~/.boxoffice)"
+    )
     down.set_defaults(handler=run_down)
 
     status = subparsers.add_parser(
@@ -114,6 +117,22 @@ def add_sale_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_prometheus_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that start a local Prometheus next to the stack."""
+    group = parser.add_argument_group("prometheus")
+    group.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also start Prometheus (/usr/bin/prometheus) on 127.0.0.1 with "
+        "dashboards/prometheus.yml and the alert rules",
+    )
+    group.add_argument(
+        "--prometheus-port",
+        type=int,
+        help="Prometheus port (default: 9090, or a free one when 9090 is taken)",
+    )
+
+
 def sale_from_args(args: argparse.Namespace) -> SaleConfig:
     """Build a sale configuration from the sale options."""
     import time
@@ -138,6 +157,8 @@ def run_up(args: argparse.Namespace) -> int:
         sale=sale_from_args(args),
         progress=lambda message: print(f"... {message}", flush=True),
     )
+    if args.prometheus:
+        _start_prometheus(state, args.prometheus_port)
     print(f"Embedded stack is up (state in {state.home}).")
     print(f"  AWS endpoint:      {state.endpoint_url}")
     print(f"  ticketing service: {state.ticketing_url}")
@@ -146,14 +167,28 @@ def run_up(args: argparse.Namespace) -> int:
         f"/metrics (windows), http://127.0.0.1:{state.ticketing_metrics_port}"
         "/metrics (ticketing)"
     )
+    if state.prometheus_port:
+        print(f"  prometheus:        http://127.0.0.1:{state.prometheus_port}")
     print(f"  stack:             {state.stack_name}, sale {args.sale_id!r}")
     print("Use it from a shell with:")
     print(
         f"  export AWS_ENDPOINT_URL={state.endpoint_url} AWS_REGION=us-east-1 "
-        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+        "AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=test "
+        "AWS_SECRET_ACCESS_KEY=test"
     )
     print("Stop it with `boxoffice down`.")
     return 0
+
+
+def _start_prometheus(state: Any, port: int | None) -> None:
+    from system import embedded, prometheus
+
+    print("... Starting Prometheus", flush=True)
+    try:
+        prometheus.start(state, port=port)
+    except BaseException:
+        embedded.stop(state)
+        raise
 
 
 def run_down(args: argparse.Namespace) -> int:
@@ -186,6 +221,23 @@ def run_status(args: argparse.Namespace) -> int:
         settings = state.settings
         processes = {name: embedded._alive(pid) for name, pid in state.pids.items()}
     resources = describe_stack(settings)
+    from system import schema
+    from system.errors import InvalidSaleError
+
+    if not schema.SALE_ID_PATTERN.fullmatch(args.sale_id):
+        raise InvalidSaleError(
+            f"Sale id {args.sale_id!r} is invalid: use 1 to 64 printable ASCII "
+            "characters without spaces or '#'."
+        )
+    from system.clients import make_session
+    from system.sale import get_sale
+
+    sales = (
+        make_session(settings)
+        .resource("dynamodb", endpoint_url=settings.endpoint_url)
+        .Table(resources.sales_table)
+    )
+    get_sale(sales, args.sale_id)  # raises SaleNotFoundError with the fix
     snapshot = read_snapshot(settings, resources, args.sale_id)
     if args.json:
         print(json.dumps({"processes": processes, **snapshot.as_dict()}, indent=2))

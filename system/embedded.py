@@ -52,6 +52,8 @@ class EmbeddedState:
     stack_name: str = DEFAULT_STACK_NAME
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
+    # Set by `boxoffice up --prometheus` (system/prometheus.py); 0 when none.
+    prometheus_port: int = 0
 
     @property
     def endpoint_url(self) -> str:
@@ -136,6 +138,11 @@ def up(
             f"(state in {folder}). Stop it with `boxoffice down`, or pass "
             "another --home."
         )
+    leftover = EmbeddedState.load(folder)
+    if leftover is not None:
+        # MiniStack died, but the services it served may still run.
+        for stopped in stop(leftover):
+            progress(f"Stopped {stopped}, left from a stack whose MiniStack died")
     chosen_port = port or free_port()
     if port_in_use(chosen_port):
         raise EmbeddedStackError(
@@ -155,8 +162,7 @@ def up(
             f"Ticketing port {state.ticketing_port} on {HOST} is already in use. "
             "Pass another --ticketing-port."
         )
-    state.secret_path.write_text(secrets.token_urlsafe(32))
-    state.secret_path.chmod(0o600)
+    _write_secret(state.secret_path, secrets.token_urlsafe(32))
     try:
         progress(f"Starting MiniStack on {state.endpoint_url}")
         state.pids["ministack"] = _start_ministack(state)
@@ -205,7 +211,7 @@ def down(home: Path | str | None = None) -> list[str]:
 def stop(state: EmbeddedState) -> list[str]:
     """Stop the processes recorded in ``state`` by PID and remove the state file."""
     stopped = []
-    for name in ("ticketing", "processor", "ministack"):
+    for name in ("prometheus", "ticketing", "processor", "ministack"):
         pid = state.pids.get(name)
         if pid is not None and _alive(pid):
             _terminate(pid)
@@ -234,6 +240,14 @@ def service_environment(state: EmbeddedState) -> dict[str, str]:
     return env
 
 
+def _write_secret(path: Path, secret: str) -> None:
+    # Created with mode 0600, so no other user can read it even for a moment.
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret)
+
+
 def _deploy(state: EmbeddedState) -> StackResources:
     settings = state.settings
     bucket = provision.code_bucket_name(settings)
@@ -258,6 +272,10 @@ def _start_ministack(state: EmbeddedState) -> int:
         }
     )
     env.pop("AWS_ENDPOINT_URL", None)
+    # The forwarder Lambda runs in MiniStack's worker processes and needs no
+    # purchase-token secret.
+    for name in ("BOXOFFICE_TOKEN_SECRET", "BOXOFFICE_TOKEN_SECRET_FILE"):
+        env.pop(name, None)
     log = open(home / "ministack.log", "ab")  # noqa: SIM115 - owned by the child
     process = subprocess.Popen(
         [PYTHON, "-m", "ministack"],

@@ -43,6 +43,14 @@ class SoldOutError(BoxOfficeError):
     """The sale has no tickets left for this order."""
 
 
+class ExporterError(BoxOfficeError, RuntimeError):
+    """A metrics exporter could not be installed or could not listen."""
+
+
+class PrometheusError(BoxOfficeError, RuntimeError):
+    """A local Prometheus could not be configured, started or reached."""
+
+
 class ForwarderConfigError(BoxOfficeError, LookupError):
     """The forwarder cannot find its config table or a setting in it."""
 

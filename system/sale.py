@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -16,6 +17,9 @@ DEFAULT_WINDOW_COUNT = 20
 DEFAULT_SESSION_SECONDS = 120
 DEFAULT_CLAIM_TIMEOUT_SECONDS = 30
 DEFAULT_MAX_TICKETS_PER_ORDER = 4
+# Upper bounds that keep every value exact in a DynamoDB number.
+MAX_SETTING = 10**12
+MAX_EPOCH = 32_503_680_000  # 3000-01-01
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,10 @@ class SaleConfig:
     max_tickets_per_order: int = DEFAULT_MAX_TICKETS_PER_ORDER
 
     def __post_init__(self) -> None:
-        if not self.sale_id or len(self.sale_id) > 64 or "#" in self.sale_id:
+        if not schema.SALE_ID_PATTERN.fullmatch(self.sale_id):
             raise InvalidSaleError(
-                f"Sale id {self.sale_id!r} is invalid: use 1 to 64 characters "
-                "without '#'."
+                f"Sale id {self.sale_id!r} is invalid: use 1 to 64 printable "
+                "ASCII characters without spaces or '#'."
             )
         checks = (
             ("stock", self.stock, 0),
@@ -44,11 +48,21 @@ class SaleConfig:
             ("max_tickets_per_order", self.max_tickets_per_order, 1),
         )
         for name, value, minimum in checks:
+            if not math.isfinite(value) or value > MAX_SETTING:
+                raise InvalidSaleError(
+                    f"Sale {self.sale_id!r}: {name} is {value!r}, but must be a "
+                    f"finite number no larger than {MAX_SETTING}."
+                )
             if value < minimum:
                 raise InvalidSaleError(
                     f"Sale {self.sale_id!r}: {name} is {value!r}, but must be at "
                     f"least {minimum}."
                 )
+        if not math.isfinite(self.on_sale_at) or not 0 <= self.on_sale_at < MAX_EPOCH:
+            raise InvalidSaleError(
+                f"Sale {self.sale_id!r}: on_sale_at is {self.on_sale_at!r}, but "
+                "must be epoch seconds before the year 3000, or 0 for now."
+            )
         if self.claim_timeout_seconds > self.session_seconds:
             raise InvalidSaleError(
                 f"Sale {self.sale_id!r}: claim_timeout_seconds "
@@ -95,11 +109,25 @@ class SaleConfig:
 
 
 def put_sale(sales_table: Any, config: SaleConfig) -> None:
-    """Create the sale, or reset it with fresh counters when it exists.
+    """Create the sale with fresh counters.
 
-    ``sales_table`` is a boto3 DynamoDB ``Table`` resource.
+    ``sales_table`` is a boto3 DynamoDB ``Table`` resource. Raises
+    ``InvalidSaleError`` when the sale exists: resetting the counters of a
+    sale with fans in line would hand out queue numbers twice and sell its
+    stock again.
     """
-    sales_table.put_item(Item=config.to_item())
+    try:
+        sales_table.put_item(
+            Item=config.to_item(),
+            ConditionExpression="attribute_not_exists(#sale)",
+            ExpressionAttributeNames={"#sale": schema.SALE_ID},
+        )
+    except sales_table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        raise InvalidSaleError(
+            f"Sale {config.sale_id!r} already exists. Resetting it would repeat "
+            "queue numbers and sell its stock again; create a sale with a new "
+            "--sale-id."
+        ) from exc
 
 
 def get_sale(sales_table: Any, sale_id: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ forwarder Lambda imports this module too, so it holds constants only.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 # Queue table: one item per fan, keyed by the fan's Cognito identity id.
@@ -54,6 +55,10 @@ PURCHASED: Final = "purchased"
 EXPIRED: Final = "expired"  # let the window run out, or never opened the URL
 SOLD_OUT: Final = "sold_out"
 FINAL_STATUSES: Final = (PURCHASED, EXPIRED, SOLD_OUT)
+
+# A sale id: 1 to 64 printable ASCII characters, no space and no '#', so it
+# is safe in a message group id, a deduplication id and a metric label.
+SALE_ID_PATTERN: Final = re.compile(r"[\x21\x22\x24-\x7e]{1,64}")
 
 # Sales table: one item per sale, keyed by sale id. It holds the sale's
 # configuration and the counters that fans poll.

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from system.clients import make_client
 from system.errors import StackNotFoundError, StackNotReadyError
@@ -78,6 +78,12 @@ def describe_stack(settings: Settings) -> StackResources:
                 "embedded stack with `boxoffice up`."
             ) from exc
         raise
+    except NoCredentialsError as exc:
+        raise StackNotFoundError(
+            f"No AWS credentials were found to read stack {settings.stack_name!r} "
+            f"in region {settings.region!r}. Pass --profile, or set AWS_PROFILE "
+            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        ) from exc
     except BotoCoreError as exc:
         where = settings.endpoint_url or f"AWS region {settings.region}"
         raise StackNotFoundError(

@@ -11,7 +11,6 @@ is numbered. This module makes no AWS calls.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -31,7 +30,7 @@ MAX_FAN_ID_LENGTH = 128
 # Sale ids become the work queue's MessageGroupId, which SQS limits to
 # printable ASCII without spaces (0x21-0x7e). The sales configuration allows
 # 64 characters and reserves "#" (0x23) for the forwarder's own counters.
-SALE_ID_PATTERN = re.compile(r"[\x21\x22\x24-\x7e]{1,64}")
+SALE_ID_PATTERN = schema.SALE_ID_PATTERN
 # Attributes read from an INSERT's new image. stream_sequence is read only
 # to reject a client that forged it.
 IMAGE_ATTRIBUTES = (

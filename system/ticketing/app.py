@@ -86,7 +86,7 @@ def create_app(service: TicketingService) -> FastAPI:
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
         raise PurchaseRejectedError(

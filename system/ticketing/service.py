@@ -155,6 +155,10 @@ class TicketingService:
             if ORDER in failed:
                 return self._existing_order(claims, request)
             if WINDOW in failed or FAN in failed:
+                # At a sell-out the window processor closes every window, so
+                # a purchase racing it hears "sold out", which is the truth.
+                if self._tables.tickets_left(claims.sale_id) == 0:
+                    raise self._sell_out(claims)
                 raise self._window_closed(claims)
             self._reject_short_stock(claims, request.quantity)
             # The stock grew since the attempt because the sale was reset, so

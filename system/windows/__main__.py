@@ -37,6 +37,7 @@ from system.windows.processor import (
 
 logger = logging.getLogger("system.windows")
 
+DEFAULT_METRICS_PORT = 9101
 METRICS_HOST = "127.0.0.1"
 # SQS accepts visibility timeouts up to 12 hours. Held messages are extended
 # once half their timeout is left, so the other half must cover an iteration.
@@ -55,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics-port",
         type=int,
+        default=DEFAULT_METRICS_PORT,
         metavar="PORT",
-        help=f"serve Prometheus metrics on {METRICS_HOST}:PORT/metrics "
-        "(default: no metrics server)",
+        help=f"serve Prometheus metrics on {METRICS_HOST}:PORT/metrics, the port "
+        "dashboards/prometheus.yml scrapes (default: %(default)s; 0 for none)",
     )
     parser.add_argument(
         "--poll-interval-seconds",
@@ -114,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BoxOfficeError as exc:
         print(f"system.windows: error: {exc}", file=sys.stderr)
         return 2
-    if args.metrics_port is not None:
+    if args.metrics_port:
         try:
             start_http_server(args.metrics_port, addr=METRICS_HOST)
         except OSError as exc:

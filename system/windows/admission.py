@@ -28,7 +28,9 @@ class Outcome(enum.Enum):
     ADMITTED = "admitted"
     SOLD_OUT = "sold_out"  # the fan's status was set to sold_out
     DUPLICATE = "duplicate"  # the fan is no longer waiting with this number
-    NOT_NUMBERED = "not_numbered"  # the fan's item has no queue number yet
+    # The fan's item has no queue number. The forwarder writes the number
+    # before it sends the message, so the fan overwrote its own item.
+    NOT_NUMBERED = "not_numbered"
     FAN_GONE = "fan_gone"  # the fan's item was deleted: a probe cleaned it up
     WINDOW_TAKEN = "window_taken"  # the window was not free after all
     CONFLICT = "conflict"  # another write raced this one; try again

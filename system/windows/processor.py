@@ -42,10 +42,10 @@ COUNTERS_MIN_INTERVAL_SECONDS = 0.5
 COUNTERS_HEARTBEAT_SECONDS = 5.0
 ERROR_BACKOFF_SECONDS = 1.0
 ERROR_LOG_INTERVAL_SECONDS = 60.0
-# A fan whose item has no queue number yet is retried after this delay. After
-# maxReceiveCount tries, the queue's redrive policy moves the message to the
-# dead-letter queue.
-NOT_NUMBERED_RETRY_SECONDS = 2
+# Outcomes after which the work message is done with and deleted.
+DELETE_MESSAGE_OUTCOMES = frozenset(
+    {Outcome.ADMITTED, Outcome.DUPLICATE, Outcome.FAN_GONE, Outcome.NOT_NUMBERED}
+)
 UNKNOWN_SALE_RETRY_SECONDS = 10
 # Held messages are the heads of their sales' lines. This caps their number in
 # case the queue returns more than one batch per message group.
@@ -368,10 +368,8 @@ class Processor:
             if not free:
                 break
             outcome = self._admit_to_free_window(line, message, free, now)
-            if outcome in (Outcome.ADMITTED, Outcome.DUPLICATE, Outcome.FAN_GONE):
+            if outcome in DELETE_MESSAGE_OUTCOMES:
                 handled.append(message)
-            elif outcome is Outcome.NOT_NUMBERED:
-                self._retry_later(line, message)
             elif outcome is Outcome.CONFLICT:
                 break
         self._finish(line, handled)
@@ -413,6 +411,16 @@ class Processor:
                 message.fan_id,
                 message.message_id,
             )
+        elif outcome is Outcome.NOT_NUMBERED:
+            # Holding the message would block every fan behind it in the
+            # sale's FIFO group, so the fan who wiped its number forfeits it.
+            logger.info(
+                "Fan %s overwrote its item and lost queue number %d; dropping "
+                "message %s",
+                message.fan_id,
+                message.queue_number,
+                message.message_id,
+            )
         elif outcome in (Outcome.WINDOW_TAKEN, Outcome.CONFLICT):
             line.windows_loaded_at = -math.inf
         return outcome
@@ -443,23 +451,10 @@ class Processor:
         for message in line.waiting_in_order():
             outcome = self._admitter.tell_sold_out(message, now)
             self._queue_metrics.messages.labels(outcome.value).inc()
-            if outcome is Outcome.NOT_NUMBERED:
-                self._retry_later(line, message)
-            elif outcome is not Outcome.CONFLICT:
+            if outcome is not Outcome.CONFLICT:
                 handled.append(message)
         self._finish(line, handled)
         return bool(handled)
-
-    def _retry_later(self, line: SaleLine, message: WorkMessage) -> None:
-        logger.warning(
-            "Fan %s of work message %s has no queue number in %s yet; retrying in %d s",
-            message.fan_id,
-            message.message_id,
-            self._resources.queue_table,
-            NOT_NUMBERED_RETRY_SECONDS,
-        )
-        line.drop(message)
-        self._queue.delay(message, NOT_NUMBERED_RETRY_SECONDS)
 
     def _finish(self, line: SaleLine, handled: list[WorkMessage]) -> None:
         for message in handled:

@@ -210,3 +210,32 @@ def test_funnel_gauges_read_the_stack(
     assert value("boxoffice_dead_letter_messages", queue="forwarder") is not None
     assert value("boxoffice_funnel_polls_total", result="success") == 1
     assert value("boxoffice_forwarder_errors_total") is not None
+
+
+def test_funnel_counts_numbered_fans(
+    stack: embedded.EmbeddedState, resources: StackResources, make_sale: Any
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitors.metrics import funnel_metrics
+    from monitors.poller import FunnelPoller
+    from tests.helpers import join_fan, wait_for
+
+    # Numbered counts every fan that joined, admitted or still waiting.
+    sale = make_sale(stock=7, window_count=1)
+    registry = CollectorRegistry()
+    poller = FunnelPoller(
+        stack.settings, resources, funnel_metrics(registry), [sale.sale_id]
+    )
+    for _ in range(2):
+        join_fan(stack.settings, resources, sale.sale_id)
+
+    def numbered() -> float | None:
+        poller.poll()
+        labels = {"sale": sale.sale_id}
+        found = registry.get_sample_value(
+            "boxoffice_funnel_fans_numbered_total", labels
+        )
+        return found if found == 2 else None
+
+    assert wait_for(numbered, timeout=30, interval=0.5, message="2 numbered fans") == 2

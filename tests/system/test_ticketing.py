@@ -476,7 +476,14 @@ def test_invalid_quantity_is_rejected(
 
 
 @pytest.mark.parametrize(
-    "body", [b"not json", b"[1, 2]", b'{"fan_id": "f", "quantity": 1}']
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"fan_id": "f", "quantity": 1}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+    ids=["not-json", "array", "no-token", "deeply-nested"],
 )
 def test_malformed_request_is_rejected(client: httpx.Client, body: bytes) -> None:
     response = client.post(

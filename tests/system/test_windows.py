@@ -567,3 +567,32 @@ def test_message_of_deleted_fan_dropped(
     assert get_items(queue, [gone]) == [{}]
     depth = queue_depth(pump.sqs, pump_resources.work_dead_letter_queue_url)
     assert depth == dead_letters
+
+
+def test_fan_who_wiped_number_does_not_block(
+    window_processor: ProcessorProcess,
+    pump: Pump,
+    pump_sale: Callable[..., SaleConfig],
+    pump_dynamodb: Any,
+    pump_resources: StackResources,
+) -> None:
+    # A fan may put its own item again without the join's condition, which
+    # wipes its number. Its message must not hold up the fans behind it.
+    sale = pump_sale(window_count=2, session_seconds=60, on_sale_at=time.time() + 3)
+    queue = pump_dynamodb.Table(pump_resources.queue_table)
+    wiped, *behind = pump.fans(sale.sale_id, 3)
+    queue.put_item(
+        Item={
+            schema.FAN_ID: wiped.fan_id,
+            schema.SALE_ID: sale.sale_id,
+            schema.CLIENT_TIME: int(time.time() * 1000),
+        }
+    )
+
+    wait_for(lambda: _admitted(queue, behind, 2), timeout=15, message="fans behind")
+
+    metric = window_processor.metric(
+        "boxoffice_work_messages_total", result="not_numbered"
+    )
+    assert metric == 1
+    assert schema.STATUS not in get_items(queue, [wiped])[0]
