@@ -54,9 +54,9 @@ BOT_RETRY_SECONDS = 2.0
 BOT_WAIT_ATTEMPTS = 30  # waits for a URL or token before a bot gives up
 PURCHASE_ATTEMPTS = 3
 CONDITION_FAILED = "ConditionalCheckFailedException"
-# The pages' rules (system/web/src): after a failed call a page backs off,
-# doubling from 1 s up to 30 s with half of it jittered, and tries again;
-# the countdown page reads the sale again about once a minute and checks its
+# The pages' rules (system/web/src). After a failed call a page backs off,
+# doubling from 1 s up to 30 s with half of it jittered, and tries again.
+# The countdown page reads the sale again about once a minute and checks its
 # clock four times a second.
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0

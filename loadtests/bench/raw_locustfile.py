@@ -5,8 +5,8 @@ the run, to the endpoint in the request file. The benchmark compares the CPU
 this costs per 1,000 requests with what the spike's fans cost.
 
 Environment: ``BOXOFFICE_BENCH_REQUEST`` names a JSON file with ``body`` and
-``headers``; ``BOXOFFICE_BENCH_OUT`` names the JSON file this writes with the
-CPU seconds and requests of the run; ``BOXOFFICE_BENCH_RATE`` is each user's
+``headers``. ``BOXOFFICE_BENCH_OUT`` names the JSON file this writes with the
+CPU seconds and requests of the run. ``BOXOFFICE_BENCH_RATE`` is each user's
 requests per second.
 """
 
