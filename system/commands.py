@@ -204,7 +204,6 @@ def run_down(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     from system import embedded
-    from system.errors import EmbeddedStackError
     from system.funnel import read_snapshot
     from system.stack import describe_stack
 
@@ -212,12 +211,7 @@ def run_status(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         processes: dict[str, bool] = {}
     else:
-        state = embedded.running_state(args.home)
-        if state is None:
-            raise EmbeddedStackError(
-                "No embedded stack is running. Start one with `boxoffice up`, or "
-                "pass --stack NAME for a deployed stack."
-            )
+        state = embedded.require_running(args.home)
         settings = state.settings
         processes = {name: embedded._alive(pid) for name, pid in state.pids.items()}
     resources = describe_stack(settings)
@@ -254,13 +248,7 @@ def run_sale(args: argparse.Namespace) -> int:
     if args.stack or args.endpoint_url:
         settings = settings_from_args(args)
     else:
-        state = embedded.running_state(args.home)
-        if state is None:
-            from system.errors import EmbeddedStackError
-
-            raise EmbeddedStackError(
-                "No embedded stack is running. Start one with `boxoffice up`."
-            )
+        state = embedded.require_running(args.home)
         settings = state.settings
     config = sale_from_args(args)
     provision.configure_sale(settings, describe_stack(settings), config)

@@ -115,6 +115,17 @@ def running_state(home: Path | str | None = None) -> EmbeddedState | None:
     return state
 
 
+def require_running(home: Path | str | None = None) -> EmbeddedState:
+    """Return the state of the embedded stack that is up, or raise a clear error."""
+    state = running_state(home)
+    if state is None:
+        raise EmbeddedStackError(
+            "No embedded stack is running. Start one with `boxoffice up`, or "
+            "pass --stack NAME for a deployed stack."
+        )
+    return state
+
+
 def up(
     *,
     home: Path | str | None = None,

@@ -44,7 +44,6 @@ def register(subparsers: Any) -> None:
 
 def run_pages(args: argparse.Namespace) -> int:
     from system import embedded
-    from system.errors import EmbeddedStackError
     from system.stack import describe_stack
     from system.web.serve import WebConfig
 
@@ -52,12 +51,7 @@ def run_pages(args: argparse.Namespace) -> int:
     if targets_deployed_stack(args):
         settings = settings_from_args(args)
     else:
-        state = embedded.running_state(args.home)
-        if state is None:
-            raise EmbeddedStackError(
-                "No embedded stack is running. Start one with `boxoffice up`, or "
-                "pass --stack NAME for a deployed stack."
-            )
+        state = embedded.require_running(args.home)
         settings = state.settings
     config = WebConfig.from_stack(settings, describe_stack(settings), args.sale_id)
     if args.write_config is not None:
