@@ -42,7 +42,7 @@ PYTHON = sys.executable
 
 @dataclass
 class EmbeddedState:
-    """What ``up`` started: ports, PIDs and where each service listens."""
+    """Record of what ``up`` started: ports, PIDs and service addresses."""
 
     home: str
     port: int
@@ -138,8 +138,8 @@ def up(
     """Start MiniStack, deploy the stack, configure a sale and start the services.
 
     Raises ``EmbeddedStackError`` when a stack is already up in ``home``, when a
-    port is taken, or when a part fails to start; whatever had started by
-    then is stopped again.
+    port is taken, or when a part fails to start. Whatever had started by then
+    is stopped again.
     """
     folder = resolve_home(home)
     existing = running_state(folder)
@@ -340,7 +340,7 @@ def _wait_for_http(url: str, pid: int, timeout: float = START_TIMEOUT_SECONDS) -
     while time.monotonic() < deadline:
         if not _alive(pid):
             raise EmbeddedStackError(
-                f"Process {pid} exited before {url} answered. See the logs in the "
+                f"Process {pid} exited before {url} responded. See the logs in the "
                 "state folder (ministack.log, processor.log, ticketing.log)."
             )
         try:
@@ -350,7 +350,10 @@ def _wait_for_http(url: str, pid: int, timeout: float = START_TIMEOUT_SECONDS) -
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
-    raise EmbeddedStackError(f"{url} did not answer within {timeout:.0f} s.")
+    raise EmbeddedStackError(
+        f"{url} did not respond within {timeout:.0f} s. See the logs in the "
+        "state folder."
+    )
 
 
 def _alive(pid: int) -> bool:

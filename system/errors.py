@@ -63,7 +63,7 @@ class FanStateError(BoxOfficeError, RuntimeError):
 
 
 class TicketingError(BoxOfficeError, RuntimeError):
-    """The ticketing service could not be reached or answered with an error."""
+    """The ticketing service could not be reached or returned an error."""
 
 
 class TicketingRejectedError(BoxOfficeError):

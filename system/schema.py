@@ -1,7 +1,7 @@
 """Names of the tables' attributes, the fan statuses and the work message.
 
 Every package reads and writes the stack's data through these names. The
-forwarder Lambda imports this module too, so it holds constants only.
+forwarder Lambda imports this module too, so it contains constants only.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ FINAL_STATUSES: Final = (PURCHASED, EXPIRED, SOLD_OUT)
 # is safe in a message group id, a deduplication id and a metric label.
 SALE_ID_PATTERN: Final = re.compile(r"[\x21\x22\x24-\x7e]{1,64}")
 
-# Sales table: one item per sale, keyed by sale id. It holds the sale's
+# Sales table: one item per sale, keyed by sale id. It contains the sale's
 # configuration and the counters that fans poll.
 STOCK: Final = "stock"  # tickets on sale in all
 WINDOW_COUNT: Final = "window_count"

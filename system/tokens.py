@@ -25,7 +25,7 @@ MIN_SECRET_BYTES = 32
 
 @dataclass(frozen=True)
 class PurchaseClaims:
-    """What a valid token grants: this fan, this sale, this window, until then."""
+    """Grant of a valid token: this fan, this sale, this window, until expiry."""
 
     token_id: str  # jti; also the order id, so a token makes at most one order
     fan_id: str
@@ -38,7 +38,7 @@ class PurchaseClaims:
 def load_secret() -> bytes:
     """Read the signing secret from ``BOXOFFICE_TOKEN_SECRET`` or its file.
 
-    ``BOXOFFICE_TOKEN_SECRET_FILE`` names a file that holds the secret; the
+    ``BOXOFFICE_TOKEN_SECRET_FILE`` names a file that contains the secret; the
     embedded stack writes one with mode 0600.
     """
     value = os.environ.get("BOXOFFICE_TOKEN_SECRET")
